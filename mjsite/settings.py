@@ -1,0 +1,148 @@
+"""mjsite settings: one file, every knob an environment variable with a safe default."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name, default="False"):
+    return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name, default):
+    return int(os.getenv(name, default))
+
+
+# Core
+SECRET_KEY = os.getenv(
+    "DJANGO_SECRET_KEY", "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+)
+DEBUG = envbool("DJANGO_DEBUG", "False")
+ALLOWED_HOSTS = os.getenv("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+ROOT_URLCONF = "mjsite.urls"
+WSGI_APPLICATION = "mjsite.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in the project root unless DATABASE_URL says otherwise
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        # Keep connections: django-q2's ORM broker polls every 0.2 s and would
+        # otherwise reconnect on every poll.
+        conn_max_age=60,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web app, the qcluster and a long sync share one file: WAL lets readers
+    # go on during a write, IMMEDIATE takes the write lock up front (no upgrade
+    # deadlocks) and the timeout makes writers wait instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": os.getenv("MJ_TEST_SQLITE_NAME") or None}
+
+# Auth
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# Internationalisation
+LANGUAGE_CODE = "en"
+TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# Static files and media
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "media"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# The proxy (see README's configuration table)
+MJ_PROXY_URL = os.getenv("MJ_PROXY_URL", "").strip()
+MJ_API_SECRET = os.getenv("MJ_API_SECRET", "")
+MJ_AUTH_HEADER = os.getenv("MJ_AUTH_HEADER", "mj-api-secret")
+MJ_SYNC_MINUTES = envint("MJ_SYNC_MINUTES", "1")
+MJ_FULL_SYNC_MINUTES = envint("MJ_FULL_SYNC_MINUTES", "15")
+MJ_CONNECT_TIMEOUT = float(os.getenv("MJ_CONNECT_TIMEOUT", "5"))
+MJ_READ_TIMEOUT = float(os.getenv("MJ_READ_TIMEOUT", "60"))
+MJ_MAX_BODY_MB = envint("MJ_MAX_BODY_MB", "512")
+MJ_RETRIES = envint("MJ_RETRIES", "2")
+
+# django-q2: values measured in shared/DJANGO-Q2-NOTES.md. A pass is handed out
+# once (max_attempts 1, failures acknowledged), never re-delivered while it runs
+# (retry > timeout), and missed runs are not replayed (catch_up False).
+Q_CLUSTER = {
+    "name": "mjsite",
+    "workers": envint("Q_WORKERS", "2"),
+    "timeout": envint("Q_TIMEOUT", "600"),
+    "retry": envint("Q_RETRY", "720"),
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 250,
+    "orm": "default",
+    "sync": envbool("Q_SYNC", "False"),
+}
+
+# Logging: plain lines to stderr; secrets never logged (the client logs URLs only)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now, and no warning

@@ -1,0 +1,171 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from . import sync
+from .models import ApiToken, InvalidRecord, Source, SyncRun, Task, TaskEvent, mask_secret
+
+
+class NoCountPaginator(Paginator):
+    """The changelist of a million tasks must not COUNT them on every page."""
+
+    @cached_property
+    def count(self):
+        return 10_000_000
+
+
+class SourceForm(forms.ModelForm):
+    # The secret is write-only: the form never sends the stored value back to the browser.
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the current secret.",
+    )
+    clear_secret = forms.BooleanField(required=False, help_text="Remove the stored secret.")
+
+    class Meta:
+        model = Source
+        fields = ["name", "base_url", "secret", "auth_header", "kind", "enabled"]
+        fields += ["allow_private_images"]
+
+    def clean_secret(self):
+        value = self.cleaned_data["secret"]
+        if not value and self.instance.pk:
+            return self.instance.secret
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("clear_secret"):
+            data["secret"] = ""
+        return data
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    form = SourceForm
+    list_display = ["name", "base_url", "kind", "enabled", "shown_secret", "last_sync"]
+    readonly_fields = ["shown_secret", "hook_token", "created"]
+    actions = ["sync_now", "full_sync_now"]
+
+    @admin.display(description="secret")
+    def shown_secret(self, obj):
+        return mask_secret(obj.secret) or "—"
+
+    @admin.display(description="last sync")
+    def last_sync(self, obj):
+        run = obj.sync_runs.order_by("-started").first()
+        return f"{run.started:%Y-%m-%d %H:%M} {run.outcome}" if run else "never"
+
+    def run_passes(self, request, queryset, full):
+        for source in queryset:
+            run = sync.sync_source(source, full=full)
+            level = messages.SUCCESS if run.outcome == SyncRun.Outcome.OK else messages.ERROR
+            self.message_user(
+                request, run.summary() + (f": {run.error}" if run.error else ""), level
+            )
+
+    @admin.action(description="Sync now (light pass)")
+    def sync_now(self, request, queryset):
+        self.run_passes(request, queryset, full=False)
+
+    @admin.action(description="Sync now (full pass)")
+    def full_sync_now(self, request, queryset):
+        self.run_passes(request, queryset, full=True)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Mirrored data is read-only: it changes only through the sync."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class TaskEventInline(admin.TabularInline):
+    model = TaskEvent
+    fields = ["seen", "status", "progress", "via"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ["task_id", "source", "action", "status", "progress", "submitted", "short"]
+    list_filter = ["status", "action", "source", "in_queue"]
+    search_fields = ["=task_id", "prompt"]
+    date_hierarchy = None
+    ordering = ["-submitted", "-id"]
+    list_select_related = ["source"]
+    show_full_result_count = False
+    paginator = NoCountPaginator
+    inlines = [TaskEventInline]
+    actions = ["refresh_from_proxy"]
+    exclude = ["raw_hash"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            qs = qs.defer("raw", "properties")
+        return qs
+
+    @admin.display(description="prompt")
+    def short(self, obj):
+        text = obj.prompt or obj.description
+        return format_html("{}", text[:80] + ("…" if len(text) > 80 else ""))
+
+    @admin.action(description="Refresh from proxy")
+    def refresh_from_proxy(self, request, queryset):
+        by_source = {}
+        for task in queryset.select_related("source"):
+            by_source.setdefault(task.source, []).append(task.task_id)
+        for source, ids in by_source.items():
+            run = sync.refresh_tasks(source, ids)
+            level = messages.SUCCESS if run.outcome == SyncRun.Outcome.OK else messages.ERROR
+            self.message_user(
+                request, run.summary() + (f": {run.error}" if run.error else ""), level
+            )
+
+    def has_change_permission(self, request, obj=None):
+        # The refresh action needs the changelist's action form; edits stay impossible
+        # because every field is read-only.
+        return request.user.is_staff
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "raw_hash"]
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = ["started", "source", "kind", "outcome", "fetched", "created", "updated"]
+    list_display += ["unchanged", "stale", "invalid", "gone", "duration"]
+    list_filter = ["outcome", "kind", "source"]
+    ordering = ["-started"]
+    show_full_result_count = False
+
+
+@admin.register(InvalidRecord)
+class InvalidRecordAdmin(ReadOnlyAdmin):
+    list_display = ["received", "source", "task_id", "reason"]
+    list_filter = ["source"]
+    search_fields = ["=task_id"]
+    ordering = ["-received"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "user", "created", "last_used", "revoked"]
+    list_filter = ["revoked"]
+    fields = ["user", "prefix", "created", "last_used", "revoked"]
+    readonly_fields = ["user", "prefix", "created", "last_used"]
+
+    def has_add_permission(self, request):
+        return False  # tokens are made by `manage.py create_api_token`, shown once

@@ -1,0 +1,53 @@
+"""Rows the running system needs: the sync schedules and the `default` source.
+
+Called after every `migrate` (a post_migrate handler) and by `sync_tasks`; both
+functions are idempotent, so running them again changes nothing.
+"""
+
+from django.conf import settings
+from django.db import transaction
+
+from .models import Source
+
+SCHEDULES = {
+    # name: (function, minutes setting)
+    "mjsite: light sync": ("tasks.sync.light_pass", "MJ_SYNC_MINUTES"),
+    "mjsite: full sync": ("tasks.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
+}
+
+
+def ensure_schedules():
+    from django_q.models import Schedule
+
+    for name, (func, setting) in SCHEDULES.items():
+        minutes = max(1, int(getattr(settings, setting)))
+        with transaction.atomic():
+            # Schedule.name is not unique in the database: keep the oldest row
+            # of ours and drop any duplicates, so update_or_create cannot fail.
+            rows = list(Schedule.objects.filter(name=name).order_by("pk"))
+            for extra in rows[1:]:
+                extra.delete()
+            Schedule.objects.update_or_create(
+                name=name,
+                defaults={
+                    "func": func,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": minutes,
+                    "repeats": -1,
+                },
+            )
+
+
+def ensure_default_source():
+    """Create or update the source named `default` from MJ_PROXY_URL, when it is set."""
+    if not settings.MJ_PROXY_URL:
+        return None
+    source, _ = Source.objects.update_or_create(
+        name="default",
+        defaults={
+            "base_url": settings.MJ_PROXY_URL.rstrip("/"),
+            "secret": settings.MJ_API_SECRET,
+            "auth_header": settings.MJ_AUTH_HEADER or "mj-api-secret",
+        },
+    )
+    return source

@@ -1,0 +1,28 @@
+"""Small facts about image URLs, shared by the sync, the archive and the pages."""
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+
+def is_web_url(url):
+    """Only http(s) image URLs are ever fetched or shown."""
+    if not url or not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def link_expiry(url):
+    """When a signed Discord-style link dies: its `ex` parameter, hex epoch seconds."""
+    if not is_web_url(url):
+        return None
+    try:
+        values = parse_qs(urlsplit(url).query).get("ex")
+        if values:
+            return datetime.fromtimestamp(int(values[0], 16), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    return None

@@ -1,0 +1,285 @@
+"""Talk HTTP to one Midjourney proxy: its four read endpoints, and nothing else.
+
+Every call has a connect and a read timeout; connection errors and 502/503/504
+are retried a few times with backoff; everything that goes wrong surfaces as one
+exception type, `ProxyError`, whose message says what to do about it. The
+secret travels in a header and is never part of a message or a log line.
+"""
+
+import contextlib
+import json
+import logging
+import tempfile
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import ijson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a list body larger than this goes to a temp file
+
+
+class ProxyError(Exception):
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class NoSuchEndpoint(ProxyError):
+    """The proxy does not serve this endpoint (404, or an HTML page)."""
+
+
+def redact(url):
+    """The URL without any user:password part, for messages."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return urlunsplit(parts)
+
+
+class ProxyClient:
+    def __init__(
+        self,
+        base_url,
+        headers=None,
+        *,
+        connect_timeout=5.0,
+        read_timeout=60.0,
+        retries=2,
+        max_body_mb=512,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_body = max_body_mb * 1024 * 1024
+        self.max_body_mb = max_body_mb
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/json", **(headers or {})})
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=0,  # a read that timed out is not retried: the proxy may be busy with it
+            status=retries,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=None,  # every call here is a read, POST list-by-condition too
+            backoff_factor=0.5,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # The four endpoints
+
+    @contextlib.contextmanager
+    def list_tasks(self):
+        """GET /mj/task/list, as an iterator over its items, read from a spooled copy.
+
+        The whole body is downloaded and checked before the first item is handed
+        out, so a body cut off halfway fails the call and nothing of it is used.
+        """
+        url = self.url("/mj/task/list")
+        with self.request("GET", url) as response:
+            spool = self.download(response, url)
+        with spool:
+            self.check_json_array(spool, url)
+            spool.seek(0)
+            yield ijson.items(spool, "item", use_float=True)
+
+    def queue(self):
+        """GET /mj/task/queue; None when the proxy has no queue endpoint."""
+        url = self.url("/mj/task/queue")
+        try:
+            return self.get_json_array("GET", url)
+        except NoSuchEndpoint:
+            return None
+
+    def list_by_condition(self, ids):
+        url = self.url("/mj/task/list-by-condition")
+        return self.get_json_array("POST", url, json={"ids": list(ids)})
+
+    def fetch(self, task_id):
+        """GET /mj/task/{id}/fetch; None when the proxy does not know the id."""
+        url = self.url(f"/mj/task/{quote(str(task_id), safe='')}/fetch")
+        response = self.request("GET", url, not_found_ok=True)
+        body = self.read_body(response, url)
+        # Not found, per kind of proxy: novicezk 200 + empty body, trueai 204,
+        # new-api 400 task_no_found, and a plain 404.
+        if response.status_code in (204, 404) or not body.strip():
+            return None
+        if response.status_code == 400:
+            if b"task_no_found" in body:
+                return None
+            raise ProxyError(f"400 from {redact(url)}: {self.excerpt(body)}", 400)
+        value = self.parse_json(body, url, response)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ProxyError(f"{redact(url)} returned {type(value).__name__}, not a task object")
+        return value
+
+    # Plumbing
+
+    def url(self, path):
+        return self.base_url + path
+
+    def request(self, method, url, *, not_found_ok=False, **kwargs):
+        where = redact(url)
+        try:
+            response = self.session.request(
+                method, url, timeout=self.timeout, stream=True, allow_redirects=True, **kwargs
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise ProxyError(
+                f"timed out connecting to {where} after {self.timeout[0]:g} s: "
+                "check that the proxy runs and the source's URL"
+            ) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise ProxyError(
+                f"{where} did not answer within {self.timeout[1]:g} s "
+                "(MJ_READ_TIMEOUT raises the limit)"
+            ) from exc
+        except requests.exceptions.RetryError as exc:
+            raise ProxyError(f"{where} kept failing after retries: {exc}") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise ProxyError(
+                f"cannot connect to {where}: check that the proxy runs and the source's URL"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise ProxyError(f"request to {where} failed: {exc}") from exc
+
+        status = response.status_code
+        if not_found_ok and status in (204, 400, 404):
+            return response
+        if status in (401, 403):
+            response.close()
+            raise ProxyError(
+                f"{status} from {where}: the proxy refused the credentials; "
+                "check the source's secret and auth header",
+                status,
+            )
+        if status == 404:
+            response.close()
+            raise NoSuchEndpoint(f"404 from {where}: this server has no such endpoint", 404)
+        if status == 429:
+            wait = response.headers.get("Retry-After")
+            response.close()
+            hint = f" (it asks to wait {wait} s)" if wait else ""
+            raise ProxyError(f"429 from {where}: the proxy is rate limiting us{hint}", 429)
+        if status >= 400:
+            body = self.read_body(response, url, limit=2000, partial=True)
+            raise ProxyError(f"{status} from {where}: {self.excerpt(body)}", status)
+        if "html" in response.headers.get("Content-Type", "").lower():
+            response.close()
+            path = urlsplit(url).path
+            raise NoSuchEndpoint(
+                f"{where} returned an HTML page: this server has no {path} "
+                "(an API relay? then set the source's kind to relay)",
+                status,
+            )
+        return response
+
+    def read_body(self, response, url, limit=None, partial=False):
+        """Read a whole (small) body, within the size limit."""
+        limit = limit or self.max_body
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    if partial:
+                        chunks.append(chunk)
+                        break
+                    self.too_large(url)
+                chunks.append(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise ProxyError(f"{redact(url)} broke off while sending its answer: {exc}") from exc
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def download(self, response, url):
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            response.close()
+            self.too_large(url)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        size = 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                if size > self.max_body:
+                    self.too_large(url)
+                spool.write(chunk)
+        except requests.exceptions.RequestException as exc:
+            spool.close()
+            raise ProxyError(
+                f"{redact(url)} broke off after {size:,} bytes: {exc.__class__.__name__}"
+            ) from exc
+        except ProxyError:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
+
+    def too_large(self, url):
+        raise ProxyError(
+            f"{redact(url)} sent more than {self.max_body_mb} MB, the limit; "
+            "MJ_MAX_BODY_MB raises it"
+        )
+
+    def check_json_array(self, spool, url):
+        """Parse the spooled body once without keeping it: it must be one whole JSON array."""
+        try:
+            events = ijson.basic_parse(spool)
+            first = next(events, None)
+            if first is None:
+                raise ProxyError(f"{redact(url)} returned an empty body, not a list of tasks")
+            if first[0] != "start_array":
+                kind = "an object" if first[0] == "start_map" else "a single value"
+                raise ProxyError(f"{redact(url)} returned {kind}, not a list of tasks")
+            for _ in events:
+                pass
+        except ijson.JSONError as exc:
+            raise ProxyError(f"{redact(url)} returned broken JSON: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ProxyError(f"{redact(url)} returned text that is not UTF-8: {exc}") from exc
+
+    def get_json_array(self, method, url, **kwargs):
+        response = self.request(method, url, **kwargs)
+        value = self.parse_json(self.read_body(response, url), url, response)
+        if not isinstance(value, list):
+            raise ProxyError(
+                f"{redact(url)} returned {type(value).__name__}, not a list of tasks: "
+                f"{self.excerpt(json.dumps(value, ensure_ascii=False).encode())}"
+            )
+        return value
+
+    def parse_json(self, body, url, response):
+        try:
+            return json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ProxyError(f"{redact(url)} returned text that is not UTF-8: {exc}") from exc
+        except ValueError as exc:
+            ctype = response.headers.get("Content-Type", "no content type")
+            raise ProxyError(
+                f"{redact(url)} returned something that is not JSON ({ctype}): {self.excerpt(body)}"
+            ) from exc
+
+    @staticmethod
+    def excerpt(body, size=200):
+        text = body[:size].decode("utf-8", "replace").strip() or "(empty body)"
+        return text + ("…" if len(body) > size else "")

@@ -1,0 +1,282 @@
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+# Statuses after which a task never changes again upstream (FACTS.md).
+FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCEL")
+
+
+class Status(models.TextChoices):
+    # The known values; unknown ones are stored as they come, so the column is no enum.
+    NOT_START = "NOT_START"
+    SUBMITTED = "SUBMITTED"
+    MODAL = "MODAL"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCEL = "CANCEL"
+
+
+class SourceKind(models.TextChoices):
+    AUTO = "auto", "Detect"
+    NOVICEZK = "novicezk", "midjourney-proxy (novicezk, plus)"
+    TRUEAI = "trueai", "trueai-org midjourney-proxy (list holds the newest 100)"
+    RELAY = "relay", "API relay (no list or queue endpoint)"
+
+
+def new_hook_token():
+    return secrets.token_urlsafe(32)
+
+
+class Source(models.Model):
+    name = models.SlugField(max_length=50, unique=True)
+    base_url = models.URLField(max_length=500, help_text="The part before /mj/...")
+    secret = models.CharField(max_length=500, blank=True)
+    auth_header = models.CharField(max_length=100, default="mj-api-secret")
+    kind = models.CharField(max_length=20, choices=SourceKind.choices, default=SourceKind.AUTO)
+    enabled = models.BooleanField(default=True)
+    allow_private_images = models.BooleanField(
+        default=False, help_text="Fetch images from private or loopback addresses too."
+    )
+    hook_token = models.CharField(max_length=64, unique=True, default=new_hook_token)
+    last_hook_at = models.DateTimeField(null=True, blank=True)
+    hooks_received = models.PositiveIntegerField(default=0)
+    hooks_invalid = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+
+    # The per-source sync lease: a pass claims it with a conditional UPDATE, so one
+    # pass per source runs at a time across every worker and host; a pass that dies
+    # holding it loses it when the lease runs out.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def masked_secret(self):
+        return mask_secret(self.secret)
+
+    def auth_headers(self):
+        if not self.secret:
+            return {}
+        return {self.auth_header or "mj-api-secret": self.secret}
+
+
+def mask_secret(secret):
+    if not secret:
+        return ""
+    if len(secret) <= 8:
+        return "•" * 8
+    return f"{secret[:3]}…{secret[-2:]}"
+
+
+class ImageState(models.TextChoices):
+    NONE = "none", "No image"
+    PENDING = "pending", "Not archived yet"
+    ARCHIVED = "archived", "Archived"
+    FAILED = "failed", "Archiving failed"
+    LOST = "lost", "Link expired before it could be copied"
+
+
+class TaskQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.exclude(status__in=FINISHED_STATUSES).filter(gone_at__isnull=True)
+
+    def for_list(self):
+        return self.select_related("source").defer("raw", "properties")
+
+
+class Task(models.Model):
+    source = models.ForeignKey(Source, models.PROTECT, related_name="tasks")
+    task_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    prompt = models.TextField(blank=True)
+    prompt_en = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    state = models.TextField(blank=True)
+    progress = models.CharField(max_length=64, blank=True)
+    progress_pct = models.SmallIntegerField(null=True, blank=True)
+    image_url = models.TextField(blank=True)
+    fail_reason = models.TextField(blank=True)
+    submitted = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    # The last record received, as JSON text with the proxy's key order (jsonb
+    # would reorder it), and a hash of it so an unchanged record is never rewritten.
+    raw = models.TextField()
+    raw_hash = models.CharField(max_length=32)
+
+    # Bookkeeping
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_changed = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(
+        default=timezone.now, help_text="Last time the proxy sent a new version of it."
+    )
+    in_queue = models.BooleanField(default=False)
+    gone_since = models.DateTimeField(null=True, blank=True)
+
+    # The image archive (tasks/archive.py): a copy of image_url taken while the link lives.
+    image_state = models.CharField(
+        max_length=10, choices=ImageState.choices, default=ImageState.NONE
+    )
+    image_file = models.CharField(max_length=300, blank=True)  # storage name of the original
+    thumb_file = models.CharField(max_length=300, blank=True)  # storage name of the WebP thumbnail
+    archived_url = models.TextField(blank=True)  # the image_url that was copied
+    image_bytes = models.PositiveIntegerField(null=True, blank=True)
+    image_type = models.CharField(max_length=50, blank=True)
+    image_width = models.PositiveIntegerField(null=True, blank=True)
+    image_height = models.PositiveIntegerField(null=True, blank=True)
+    image_sha256 = models.CharField(max_length=64, blank=True)
+    image_expires = models.DateTimeField(null=True, blank=True)  # from Discord's ex=
+    image_attempts = models.PositiveSmallIntegerField(default=0)
+    image_next_try = models.DateTimeField(null=True, blank=True)
+    image_error = models.TextField(blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "Midjourney task"
+        constraints = [
+            # The sync's upserts and every lookup by the proxy's id.
+            models.UniqueConstraint(fields=["source", "task_id"], name="task_source_task_id_uniq"),
+        ]
+        indexes = [
+            # The task list and the mirror API's /list: newest first, keyset on (submitted, id).
+            models.Index(fields=["-submitted", "-id"], name="task_submitted_idx"),
+            # The task list filtered by status and action.
+            models.Index(fields=["status", "action", "-submitted"], name="task_status_action_idx"),
+            # /mj/task/fetch and the detail page look a task up by id across sources.
+            models.Index(fields=["task_id"], name="task_task_id_idx"),
+            # The light pass: the unfinished tasks the mirror must refresh.
+            models.Index(
+                fields=["source", "status"],
+                name="task_unfinished_idx",
+                condition=~Q(status__in=FINISHED_STATUSES) & Q(gone_since__isnull=True),
+            ),
+            # The archiver's work queue: images not copied yet, soonest-to-expire first.
+            models.Index(
+                fields=["image_expires", "image_next_try"],
+                name="task_image_pending_idx",
+                condition=Q(image_state="pending"),
+            ),
+            # The mirror API's /queue.
+            models.Index(
+                fields=["source", "submitted"], name="task_in_queue_idx", condition=Q(in_queue=True)
+            ),
+        ]
+
+    def __str__(self):
+        return self.task_id
+
+    def get_absolute_url(self):
+        return reverse("tasks:detail", args=[self.task_id]) + f"?source={self.source.name}"
+
+    @property
+    def is_finished(self):
+        return self.status in FINISHED_STATUSES
+
+
+class TaskEvent(models.Model):
+    """One observed change of a task's status, progress or image: its timeline."""
+
+    task = models.ForeignKey(Task, models.CASCADE, related_name="events")
+    seen = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=64, blank=True)
+    progress = models.CharField(max_length=64, blank=True)
+    image_url = models.TextField(blank=True)
+    via = models.CharField(max_length=10, default="poll")  # "poll" or "hook"
+
+    class Meta:
+        indexes = [
+            # The detail page's timeline.
+            models.Index(fields=["task", "seen"], name="taskevent_task_seen_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.task_id} {self.status} {self.progress}"
+
+
+class SyncRun(models.Model):
+    class Kind(models.TextChoices):
+        LIGHT = "light"
+        FULL = "full"
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    source = models.ForeignKey(Source, models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    started = models.DateTimeField(default=timezone.now)
+    ended = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    fetched = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    stale = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    gone = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            # Sync health on the overview: the latest runs of each source.
+            models.Index(fields=["source", "-started"], name="syncrun_source_started_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.source} {self.kind} {self.started:%Y-%m-%d %H:%M:%S} {self.outcome}"
+
+    @property
+    def duration(self):
+        if self.ended:
+            return self.ended - self.started
+        return None
+
+    def summary(self):
+        return (
+            f"{self.source.name}: {self.outcome} {self.kind} pass, fetched={self.fetched} "
+            f"created={self.created} updated={self.updated} unchanged={self.unchanged} "
+            f"stale={self.stale} invalid={self.invalid} gone={self.gone}"
+        )
+
+
+class InvalidRecord(models.Model):
+    """A record the proxy sent that could not be stored as a task, kept raw with the reason."""
+
+    source = models.ForeignKey(Source, models.CASCADE, related_name="invalid_records")
+    sync_run = models.ForeignKey(SyncRun, models.SET_NULL, null=True, blank=True)
+    received = models.DateTimeField(default=timezone.now)
+    task_id = models.CharField(max_length=64, blank=True)
+    reason = models.TextField()
+    raw = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["source", "-received"], name="invalid_source_received_idx")]
+
+    def __str__(self):
+        return f"{self.task_id or '(no id)'}: {self.reason}"
+
+
+class ApiToken(models.Model):
+    """A token for the mirror API, stored as a hash; the clear text is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"

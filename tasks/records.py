@@ -1,0 +1,279 @@
+"""Turn one raw proxy record into typed fields, and order records by state.
+
+Pure functions over the standard library, so they are easy to test and fuzz.
+A record is whatever one item of a proxy's JSON array was; `normalise` either
+returns a `TaskRecord` or raises `InvalidRecord` with a reason a person can read.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+STATE_RANK = {
+    "NOT_START": 0,
+    "SUBMITTED": 1,
+    "MODAL": 2,
+    "IN_PROGRESS": 3,
+    "SUCCESS": 4,
+    "FAILURE": 4,
+    "CANCEL": 4,
+}
+# A status never seen before ranks with IN_PROGRESS: a finished record still
+# wins over it, and it does not block the running states around it.
+UNKNOWN_STATUS_RANK = 3
+# "" (new-api's null) or a missing status: anything real wins over it.
+NO_STATUS_RANK = -1
+
+MAX_SHORT_TEXT = 64  # status, action and progress columns
+MAX_DEPTH = 64  # properties nested deeper than this are refused
+SURROGATE = re.compile("[\ud800-\udfff]")
+ID_PATTERN = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
+PERCENT_PATTERN = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*$")
+# Epoch values below this are read as seconds (some relays send seconds): in
+# milliseconds it would be a moment in 1973, before any Midjourney task.
+SECONDS_CUTOFF = 100_000_000_000
+
+TEXT_FIELDS = {
+    "action": "action",
+    "status": "status",
+    "prompt": "prompt",
+    "promptEn": "prompt_en",
+    "description": "description",
+    "state": "state",
+    "imageUrl": "image_url",
+    "failReason": "fail_reason",
+}
+TIME_FIELDS = {"submitTime": "submitted", "startTime": "started", "finishTime": "finished"}
+
+
+class InvalidRecord(ValueError):
+    def __init__(self, reason, task_id=""):
+        super().__init__(reason)
+        self.reason = reason
+        self.task_id = task_id
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    action: str
+    status: str
+    prompt: str
+    prompt_en: str
+    description: str
+    state: str
+    progress: str
+    progress_pct: int | None
+    image_url: str
+    fail_reason: str
+    submitted: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    properties: dict
+    raw: str
+    raw_hash: str
+
+    @property
+    def rank(self):
+        return state_rank(self.status, self.progress_pct)
+
+
+def to_json_text(value):
+    """The JSON text that is stored for a record: key order kept, non-ASCII as is."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if SURROGATE.search(text):
+        # A lone surrogate (a "\\ud800" escape) cannot be stored as UTF-8; the
+        # escaped form is the same JSON value.
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text
+
+
+def raw_hash(text):
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def raw_text_for_invalid(value, limit=1_000_000):
+    """Best-effort text of a record that failed, for the invalid-records table."""
+    try:
+        text = to_json_text(value)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(value)
+    return text[:limit]
+
+
+def normalise(item):
+    """Return a TaskRecord for one raw item, or raise InvalidRecord saying why."""
+    if not isinstance(item, dict):
+        raise InvalidRecord(f"not a JSON object but {json_type(item)}")
+    task_id = parse_id(item.get("id"))
+    try:
+        fields = {column: parse_text(item, key) for key, column in TEXT_FIELDS.items()}
+        for column in ("action", "status"):
+            if len(fields[column]) > MAX_SHORT_TEXT:
+                raise InvalidRecord(f"{column} is longer than {MAX_SHORT_TEXT} characters")
+        times = {column: parse_time(item, key) for key, column in TIME_FIELDS.items()}
+        progress, progress_pct = parse_progress(item.get("progress"))
+        properties = parse_properties(item.get("properties"))
+        raw = to_json_text(item)
+    except InvalidRecord as exc:
+        exc.task_id = task_id
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
+    return TaskRecord(
+        task_id=task_id,
+        progress=progress,
+        progress_pct=progress_pct,
+        properties=properties,
+        raw=raw,
+        raw_hash=raw_hash(raw),
+        **fields,
+        **times,
+    )
+
+
+def json_type(value):
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def parse_id(value):
+    # Ids are strings of digits; an integer id is read as its decimal text
+    # (the raw record keeps the number). Floats would have lost digits already.
+    if isinstance(value, bool) or value is None or value == "":
+        raise InvalidRecord("has no id")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidRecord(f"id is {json_type(value)}, not a string")
+    if not ID_PATTERN.match(value):
+        raise InvalidRecord(f"id {value[:80]!r} is not a proxy task id")
+    return value
+
+
+def parse_text(item, key):
+    value = item.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{key} is {json_type(value)}, not a string")
+    return clean_text(value)
+
+
+def parse_time(item, key):
+    value = item.get(key)
+    if value is None or value == "" or value == 0:
+        return None  # new-api writes "" and 0 for "not yet"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRecord(f"{key} is {json_type(value)}, not epoch milliseconds")
+    if value != value or value < 0:  # NaN or negative
+        raise InvalidRecord(f"{key} is {value}, not a moment in time")
+    seconds = value if value < SECONDS_CUTOFF else value / 1000
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidRecord(f"{key} is {value}, out of range") from exc
+
+
+def parse_progress(value):
+    """Return (the progress text as stored, its percentage or None)."""
+    if value is None:
+        return "", None
+    if isinstance(value, bool):
+        raise InvalidRecord("progress is a boolean")
+    if isinstance(value, int | float):
+        pct = value if 0 <= value <= 100 else None
+        return str(value), None if pct is None else int(pct)
+    if not isinstance(value, str):
+        raise InvalidRecord(f"progress is {json_type(value)}, not a string")
+    text = clean_text(value)[:MAX_SHORT_TEXT]
+    match = PERCENT_PATTERN.match(value)
+    if match:
+        number = float(match.group(1))
+        if number <= 100:
+            return text, int(number)
+    return text, None  # "Stopped", "abc", "": kept as text, no number
+
+
+def parse_properties(value):
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRecord(f"properties is {json_type(value)}, not an object")
+    if depth(value) > MAX_DEPTH:
+        raise InvalidRecord(f"properties are nested deeper than {MAX_DEPTH} levels")
+    return clean_json(value)
+
+
+def depth(value, level=0):
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def clean_text(text):
+    # PostgreSQL text and jsonb refuse NUL, and UTF-8 cannot hold a lone
+    # surrogate; typed columns get U+FFFD instead, the raw record keeps the original.
+    if "\x00" in text or SURROGATE.search(text):
+        return SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
+    return text
+
+
+def clean_json(value):
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
+
+
+def state_rank(status, progress_pct):
+    """A sortable key for how far along a task is: (state order, progress)."""
+    if not status:
+        rank = NO_STATUS_RANK
+    else:
+        rank = STATE_RANK.get(status, UNKNOWN_STATUS_RANK)
+    return (rank, -1 if progress_pct is None else progress_pct)
+
+
+def is_stale(incoming_rank, stored_rank):
+    """True when a record is behind what is stored, so it must not replace it.
+
+    Records of the same state and progress are not stale: the later one wins,
+    so a change of image, buttons or any other field still arrives.
+    """
+    in_state, in_pct = incoming_rank
+    st_state, st_pct = stored_rank
+    if in_state != st_state:
+        return in_state < st_state
+    if in_pct == -1 or st_pct == -1:
+        return False  # no comparable progress ("Stopped", null): take the newer record
+    return in_pct < st_pct
+
+
+def newest(records):
+    """Collapse records sharing an id to the one furthest along (the last among equals)."""
+    best = {}
+    for record in records:
+        current = best.get(record.task_id)
+        if current is None or not is_stale(record.rank, current.rank):
+            best[record.task_id] = record
+    return best

@@ -1,0 +1,440 @@
+"""One sync pass for one source: ask the proxy, normalise, compare, write what changed.
+
+The single entry point for the schedule, `manage.py sync_tasks`, the notify-hook
+and the "refresh from proxy" buttons. Rules it keeps:
+- idempotent: a record whose raw text hash matches the stored one is not written;
+- never backwards: a record behind the stored state (records.is_stale) is skipped;
+- never deletes: a task the proxy forgot is only marked `gone_since`;
+- a malformed record is counted, logged and kept raw in InvalidRecord;
+- one pass per source at a time, through a lease on the Source row.
+"""
+
+import itertools
+import logging
+import time
+import uuid
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import records
+from .images import is_web_url, link_expiry
+from .mj_client import ProxyClient, ProxyError
+from .models import (
+    FINISHED_STATUSES,
+    ImageState,
+    InvalidRecord,
+    Source,
+    SourceKind,
+    SyncRun,
+    Task,
+    TaskEvent,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # records per transaction: short enough not to hold SQLite's writer for long
+IDS_PER_REQUEST = 200  # ids per list-by-condition call
+LEASE_SECONDS = 300  # renewed every batch; a dead pass frees its source after this
+TRUEAI_LIST_SIZE = 100  # trueai's /list holds only the newest 100
+
+TYPED_FIELDS = [
+    "action",
+    "status",
+    "prompt",
+    "prompt_en",
+    "description",
+    "state",
+    "progress",
+    "progress_pct",
+    "image_url",
+    "fail_reason",
+    "submitted",
+    "started",
+    "finished",
+    "properties",
+    "raw",
+    "raw_hash",
+]
+UPSERT_FIELDS = TYPED_FIELDS + ["last_changed", "last_seen", "in_queue", "gone_since"]
+# Written only when the image URL changed: the archive must copy the new image.
+IMAGE_FIELDS = ["image_state", "image_expires", "image_attempts", "image_next_try", "image_error"]
+# Columns the comparison needs; raw and the wide text columns stay in the database.
+COMPARE_FIELDS = ["id", "task_id", "status", "progress", "progress_pct", "image_url"]
+COMPARE_FIELDS += ["raw_hash", "in_queue", "gone_since", "first_seen"]
+
+
+@dataclass
+class Counts:
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    invalid: int = 0
+    gone: int = 0
+
+    def add(self, other):
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+class PassSkipped(Exception):
+    pass
+
+
+# Entry points
+
+
+def sync_source(source, full=False, wait_seconds=0):
+    """Run one pass for a source and return its SyncRun (outcome ok, failed or skipped)."""
+    kind = SyncRun.Kind.FULL if full else SyncRun.Kind.LIGHT
+    run = SyncRun.objects.create(source=source, kind=kind)
+    owner = uuid.uuid4().hex
+    if not claim_lease(source, owner, wait_seconds):
+        run.outcome = SyncRun.Outcome.SKIPPED
+        run.error = (
+            "another pass of this source is still running (sync_tasks --wait sets how long to wait)"
+        )
+        run.ended = timezone.now()
+        run.save()
+        log.info("%s: skipped, another pass is running", source.name)
+        return run
+    counts = Counts()
+    try:
+        with client_for(source) as client:
+            Pass(source, client, run, counts, owner).run(full)
+        run.outcome = SyncRun.Outcome.OK
+    except ProxyError as exc:
+        run.outcome = SyncRun.Outcome.FAILED
+        run.error = str(exc)
+        log.warning("%s: %s pass failed: %s", source.name, kind, exc)
+    except Exception as exc:
+        run.outcome = SyncRun.Outcome.FAILED
+        run.error = f"internal error: {exc.__class__.__name__}: {exc}"
+        log.exception("%s: %s pass crashed", source.name, kind)
+    finally:
+        release_lease(source, owner)
+        for f in fields(counts):
+            setattr(run, f.name, getattr(counts, f.name))
+        run.ended = timezone.now()
+        run.save()
+    log.info("%s", run.summary())
+    return run
+
+
+def sync_source_by_id(source_id, full=False):
+    source = Source.objects.filter(pk=source_id, enabled=True).first()
+    if source is not None:
+        sync_source(source, full=full)
+
+
+def enqueue_passes(full=False):
+    """The schedules' function: one queued pass per enabled source, so workers share them."""
+    from django_q.tasks import async_task
+
+    for source_id in Source.objects.filter(enabled=True).values_list("pk", flat=True):
+        async_task(sync_source_by_id, source_id, full, group="mjsite-sync")
+
+
+def light_pass():
+    enqueue_passes(full=False)
+
+
+def full_pass():
+    enqueue_passes(full=True)
+
+
+def refresh_tasks(source, task_ids):
+    """Fetch these tasks from the proxy now (the "refresh from proxy" buttons)."""
+    counts = Counts()
+    run = SyncRun.objects.create(source=source, kind=SyncRun.Kind.LIGHT)
+    try:
+        with client_for(source) as client:
+            for chunk in chunked(task_ids, IDS_PER_REQUEST):
+                items = client.list_by_condition(chunk)
+                counts.add(ingest(source, items, run=run)[0])
+        run.outcome = SyncRun.Outcome.OK
+    except ProxyError as exc:
+        run.outcome, run.error = SyncRun.Outcome.FAILED, str(exc)
+    finally:
+        for f in fields(counts):
+            setattr(run, f.name, getattr(counts, f.name))
+        run.ended = timezone.now()
+        run.save()
+    return run
+
+
+def client_for(source):
+    return ProxyClient(
+        source.base_url,
+        source.auth_headers(),
+        connect_timeout=settings.MJ_CONNECT_TIMEOUT,
+        read_timeout=settings.MJ_READ_TIMEOUT,
+        retries=settings.MJ_RETRIES,
+        max_body_mb=settings.MJ_MAX_BODY_MB,
+    )
+
+
+# The lease
+
+
+def claim_lease(source, owner, wait_seconds=0):
+    deadline = timezone.now() + timedelta(seconds=wait_seconds)
+    while True:
+        now = timezone.now()
+        claimed = (
+            Source.objects.filter(pk=source.pk)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        )
+        if claimed == 1:
+            return True
+        if now >= deadline:
+            return False
+        time.sleep(1)
+
+
+def renew_lease(source, owner):
+    until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    renewed = Source.objects.filter(pk=source.pk, lease_owner=owner).update(lease_until=until)
+    if renewed != 1:
+        raise ProxyError("lost the source's sync lease to another pass; stopping this one")
+
+
+def release_lease(source, owner):
+    Source.objects.filter(pk=source.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+# One pass
+
+
+class Pass:
+    def __init__(self, source, client, run, counts, owner):
+        self.source, self.client, self.run, self.counts = source, client, run, counts
+        self.owner = owner
+        self.seen = set()
+        self.looks_like_trueai = False
+
+    def run(self, full):
+        is_relay = self.source.kind == SourceKind.RELAY
+        queue_ids = None
+        if not is_relay:
+            queue_ids = self.read_queue()
+        if full and not is_relay:
+            self.read_list()
+        self.refresh_unfinished()
+        self.update_queue_flags(queue_ids)
+
+    def ingest(self, items, in_queue=None):
+        counts, ids = ingest(self.source, items, run=self.run, in_queue=in_queue)
+        self.counts.add(counts)
+        self.seen.update(ids)
+        renew_lease(self.source, self.owner)
+        return ids
+
+    def read_queue(self):
+        items = self.client.queue()
+        if items is None:
+            return None  # a proxy without a queue endpoint (trueai): not a failure
+        return set(self.ingest(items, in_queue=True))
+
+    def read_list(self):
+        listed = set()
+        count = 0
+        with self.client.list_tasks() as items:
+            for batch in chunked(items, BATCH):
+                count += len(batch)
+                self.looks_like_trueai |= any(
+                    isinstance(i, dict) and "isCompleted" in i for i in batch
+                )
+                listed.update(self.ingest(batch))
+        if self.list_is_complete(count):
+            self.mark_gone(listed)
+
+    def list_is_complete(self, count):
+        # trueai's list holds the newest 100 only: a task missing from it is not gone.
+        if self.source.kind == SourceKind.TRUEAI or self.looks_like_trueai:
+            return False
+        if self.source.kind == SourceKind.AUTO and count == TRUEAI_LIST_SIZE:
+            return False
+        return True
+
+    def refresh_unfinished(self):
+        # Every task the mirror holds as unfinished that this pass has not seen yet:
+        # this is how tasks that fell out of a short list still get finished.
+        stored = Task.objects.filter(source=self.source).unfinished()
+        wanted = [t for t in stored.values_list("task_id", flat=True) if t not in self.seen]
+        for chunk in chunked(wanted, IDS_PER_REQUEST):
+            returned = set(self.ingest(self.client.list_by_condition(chunk)))
+            self.mark_gone_ids([t for t in chunk if t not in returned])
+
+    def mark_gone(self, listed):
+        present = Task.objects.filter(source=self.source, gone_since__isnull=True)
+        missing = [t for t in present.values_list("task_id", flat=True) if t not in listed]
+        self.mark_gone_ids(missing)
+
+    def mark_gone_ids(self, task_ids):
+        now = timezone.now()
+        for chunk in chunked(task_ids, BATCH):
+            self.counts.gone += Task.objects.filter(
+                source=self.source, task_id__in=chunk, gone_since__isnull=True
+            ).update(gone_since=now, in_queue=False)
+
+    def update_queue_flags(self, queue_ids):
+        tasks = Task.objects.filter(source=self.source)
+        if queue_ids is None:
+            # No queue endpoint: the queue is what is unfinished upstream.
+            tasks.filter(in_queue=False).unfinished().update(in_queue=True)
+            tasks.filter(in_queue=True).exclude(pk__in=tasks.unfinished()).update(in_queue=False)
+        else:
+            stale = tasks.filter(in_queue=True).values_list("task_id", flat=True)
+            left = [t for t in stale if t not in queue_ids]
+            for chunk in chunked(left, BATCH):
+                tasks.filter(task_id__in=chunk).update(in_queue=False)
+
+
+# Writing records
+
+
+def ingest(source, items, run=None, in_queue=None, via="poll"):
+    """Store raw items received from a source; return (Counts, ids of the valid ones)."""
+    counts = Counts(fetched=len(items))
+    now = timezone.now()
+    valid, invalid = [], []
+    for item in items:
+        try:
+            valid.append(records.normalise(item))
+        except records.InvalidRecord as exc:
+            invalid.append(
+                InvalidRecord(
+                    source=source,
+                    sync_run=run,
+                    received=now,
+                    task_id=exc.task_id,
+                    reason=exc.reason,
+                    raw=records.raw_text_for_invalid(item),
+                )
+            )
+            log.warning("%s: invalid record %s: %s", source.name, exc.task_id or "", exc.reason)
+    counts.invalid = len(invalid)
+    if invalid:
+        InvalidRecord.objects.bulk_create(invalid)
+    latest = records.newest(valid)
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                counts.add(write(source, latest, now, in_queue, via))
+            break
+        except (IntegrityError, OperationalError):
+            # Another writer (a hook, a second pass) got between our read and our
+            # write; the batch is re-read and decided again.
+            if attempt == 2:
+                raise
+    return counts, list(latest)
+
+
+def write(source, latest, now, in_queue, via):
+    counts = Counts()
+    stored = {
+        t.task_id: t
+        for t in Task.objects.filter(source=source, task_id__in=list(latest))
+        .only(*COMPARE_FIELDS)
+        .select_for_update()
+        .order_by("task_id")
+    }
+    upserts, events, touch = [], [], []
+    old_image = {task_id: task.image_url for task_id, task in stored.items()}
+    for task_id, record in latest.items():
+        task = stored.get(task_id)
+        if task is None:
+            row = new_row(source, record, now, in_queue, first_seen=now)
+            upserts.append(row)
+            events.append(event_for(row, now, via))
+            counts.created += 1
+            continue
+        unchanged = task.raw_hash == record.raw_hash
+        if unchanged or records.is_stale(
+            record.rank, records.state_rank(task.status, task.progress_pct)
+        ):
+            if unchanged:
+                counts.unchanged += 1
+            else:
+                counts.stale += 1
+            # Seen again: only the bookkeeping moves, the record stays as stored.
+            if task.gone_since is not None or (in_queue is not None and task.in_queue != in_queue):
+                touch.append(task.pk)
+            continue
+        # Upserted as a fresh row (no pk) so the conflict is on (source, task_id) alone.
+        row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
+        if in_queue is None:
+            row.in_queue = task.in_queue and record.status not in FINISHED_STATUSES
+        upserts.append(row)
+        if (task.status, task.progress, task.image_url) != (
+            record.status,
+            record.progress,
+            record.image_url,
+        ):
+            events.append(event_for(row, now, via, pk=task.pk))
+        counts.updated += 1
+
+    new_image = [row for row in upserts if row.image_url != old_image.get(row.task_id)]
+    same_image = [row for row in upserts if row.image_url == old_image.get(row.task_id)]
+    for rows, update_fields in (
+        (new_image, UPSERT_FIELDS + IMAGE_FIELDS),
+        (same_image, UPSERT_FIELDS),
+    ):
+        if rows:
+            Task.objects.bulk_create(
+                rows,
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=["source", "task_id"],
+                update_fields=update_fields,
+            )
+    if touch:
+        update = {"gone_since": None}
+        if in_queue is not None:
+            update["in_queue"] = in_queue
+        Task.objects.filter(pk__in=touch).update(**update)
+    if events:
+        for event, row, pk in events:
+            event.task_id = pk or row.pk
+        TaskEvent.objects.bulk_create([e for e, _, _ in events], batch_size=500)
+    return counts
+
+
+def new_row(source, record, now, in_queue, first_seen):
+    row = Task(
+        source=source,
+        task_id=record.task_id,
+        first_seen=first_seen,
+        last_changed=now,
+        last_seen=now,
+        gone_since=None,
+        in_queue=bool(in_queue),
+    )
+    for name in TYPED_FIELDS:
+        setattr(row, name, getattr(record, name))
+    if record.status in FINISHED_STATUSES:
+        row.in_queue = False
+    row.image_state = ImageState.PENDING if is_web_url(record.image_url) else ImageState.NONE
+    row.image_expires = link_expiry(record.image_url)
+    return row
+
+
+def event_for(row, now, via, pk=None):
+    event = TaskEvent(
+        seen=now, status=row.status, progress=row.progress, image_url=row.image_url, via=via
+    )
+    return event, row, pk
+
+
+def chunked(iterable, size):
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

@@ -1,0 +1,93 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tasks.models import Source, Task
+from tasks.simulator import ManualClock, Simulator
+
+FIXTURES = Path(__file__).parent / "fixtures"
+IN_CI = os.getenv("CI", "").lower() == "true"
+
+
+def load_fixture(name):
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def start_sim(clock):
+    """Start a simulator on a free localhost port; stopped after the test."""
+    started = []
+
+    def start(flavor="novicezk", tasks=0, **kwargs):
+        kwargs.setdefault("clock", clock)
+        secret = "sk-s3cret" if flavor == "relay" else "s3cret"
+        sim = Simulator(flavor=flavor, secret=secret, tasks=tasks, seed=7, **kwargs)
+        sim.start(host="127.0.0.1", port=0)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def make_source(db):
+    def make(sim, name=None, **fields):
+        header, value = {
+            "novicezk": ("mj-api-secret", sim.secret),
+            "trueai": ("Authorization", sim.secret),
+            "relay": ("Authorization", f"Bearer {sim.secret}"),
+        }[sim.flavor]
+        defaults = {"base_url": sim.url, "auth_header": header, "secret": value}
+        defaults.update(fields)
+        return Source.objects.create(name=name or sim.flavor, **defaults)
+
+    return make
+
+
+@pytest.fixture
+def fault_server():
+    from .faultserver import FaultServer
+
+    server = FaultServer().start()
+    yield server
+    server.stop()
+
+
+def make_task(source, **overrides):
+    """A stored task built from a minimal record, for tests that need rows fast."""
+    from tasks.records import normalise
+
+    record = {
+        "id": overrides.pop("task_id", "1700000000000001"),
+        "action": "IMAGINE",
+        "status": "SUCCESS",
+        "prompt": "a cat",
+        "submitTime": 1700000000000,
+        "progress": "100%",
+    }
+    record.update(overrides.pop("record", {}))
+    rec = normalise(record)
+    fields = {name: getattr(rec, name) for name in ("task_id", "action", "status", "prompt")}
+    fields.update(
+        progress=rec.progress,
+        progress_pct=rec.progress_pct,
+        submitted=rec.submitted,
+        raw=rec.raw,
+        raw_hash=rec.raw_hash,
+    )
+    fields.update(overrides)
+    return Task.objects.create(source=source, **fields)
+
+
+def chromium_path():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
