@@ -1,6 +1,8 @@
 """mjsite settings: one file, every knob an environment variable with a safe default."""
 
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -82,7 +84,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.getenv("MJ_TEST_SQLITE_NAME") or None}
+    # Tests use a file, not memory: live-server tests write from several threads,
+    # which an in-memory database shared between threads cannot take.
+    test_dir = Path(os.getenv("TMPDIR", tempfile.gettempdir()))
+    DATABASES["default"]["TEST"] = {"NAME": str(test_dir / f"mjsite-test-{os.getpid()}.sqlite3")}
 
 # Auth
 LOGIN_URL = "login"
@@ -104,8 +109,16 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "media"))
+# Archived images are served by tasks/media_views.py to logged-in users only; nothing
+# serves MEDIA_ROOT directly. MJ_STORAGE_BACKEND swaps the storage (e.g.
+# storages.backends.s3.S3Storage once django-storages is installed), with its OPTIONS
+# as a JSON object in MJ_STORAGE_OPTIONS.
+MEDIA_URL = "/media/"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": os.getenv("MJ_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.getenv("MJ_STORAGE_OPTIONS") or "{}"),
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
@@ -119,6 +132,22 @@ MJ_CONNECT_TIMEOUT = float(os.getenv("MJ_CONNECT_TIMEOUT", "5"))
 MJ_READ_TIMEOUT = float(os.getenv("MJ_READ_TIMEOUT", "60"))
 MJ_MAX_BODY_MB = envint("MJ_MAX_BODY_MB", "512")
 MJ_RETRIES = envint("MJ_RETRIES", "2")
+
+# The image archive (tasks/archive.py): copies of image links taken before they expire
+MJ_ARCHIVE_MINUTES = envint("MJ_ARCHIVE_MINUTES", "1")  # how often the archive pass runs
+MJ_ARCHIVE_BATCH = envint("MJ_ARCHIVE_BATCH", "100")  # tasks claimed at a time
+MJ_ARCHIVE_WORKERS = envint("MJ_ARCHIVE_WORKERS", "4")  # downloads in parallel
+MJ_ARCHIVE_PASS_SECONDS = envint("MJ_ARCHIVE_PASS_SECONDS", "50")  # a pass stops claiming after
+MJ_ARCHIVE_MAX_MB = envint("MJ_ARCHIVE_MAX_MB", "50")  # largest image copied
+MJ_ARCHIVE_MAX_PIXELS = envint("MJ_ARCHIVE_MAX_PIXELS", "40000000")  # decompression bombs
+MJ_ARCHIVE_TIMEOUT = float(os.getenv("MJ_ARCHIVE_TIMEOUT", "15"))  # connect and read, seconds
+MJ_ARCHIVE_DEADLINE = float(os.getenv("MJ_ARCHIVE_DEADLINE", "60"))  # whole download, seconds
+# Private, loopback and link-local image hosts are refused unless their source allows
+# them; "true" allows private ranges for every source, or list hosts and networks
+# ("10.0.0.0/8,images.lan"). A source's own host is always allowed.
+MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS = os.getenv("MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS", "").strip()
+# Keep only the thumbnails of tasks submitted more than this many days ago (0: keep all).
+MJ_THUMBS_ONLY_AFTER_DAYS = envint("MJ_THUMBS_ONLY_AFTER_DAYS", "0")
 
 # django-q2: values measured in shared/DJANGO-Q2-NOTES.md. A pass is handed out
 # once (max_attempts 1, failures acknowledged), never re-delivered while it runs
@@ -141,8 +170,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_hooks": {"()": "mjsite.logging_filters.RedactHookTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_hooks"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now, and no warning

@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("mj/", include("tasks.api_urls")),
     path("hooks/", include("tasks.hook_urls")),
+    path("media/", include("tasks.media_urls")),
     path("", include("tasks.urls")),
 ]

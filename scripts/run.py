@@ -71,14 +71,25 @@ def main():
             )
 
     children = []
-    if not env.get("MJ_PROXY_URL"):
-        sim_secret = secrets.token_urlsafe(16)
+    simulate = not env.get("MJ_PROXY_URL")
+    if simulate:
         env["MJ_PROXY_URL"] = f"http://127.0.0.1:{SIM_PORT}"
-        env["MJ_API_SECRET"] = sim_secret
+        env["MJ_API_SECRET"] = secrets.token_urlsafe(16)
         env["MJ_AUTH_HEADER"] = "mj-api-secret"
+
+    manage("migrate", "--no-input", "-v", "0", env=env)  # also creates the `default` source
+    manage("collectstatic", "--no-input", "-v", "0", env=env)
+    password, new = ensure_admin()
+
+    if simulate:
+        hook_path = manage(
+            "hook_url", "--source", "default", env=env, capture_output=True, text=True
+        ).stdout.splitlines()[-1]
         sim = subprocess.Popen(
-            [PY, "manage.py", "mj_simulator", "--port", str(SIM_PORT), "--secret", sim_secret]
-            + ["--tasks", os.getenv("MJ_SIMULATOR_TASKS", "300"), "--flavor", "novicezk"],
+            [PY, "manage.py", "mj_simulator", "--port", str(SIM_PORT)]
+            + ["--secret", env["MJ_API_SECRET"], "--flavor", "novicezk"]
+            + ["--tasks", os.getenv("MJ_SIMULATOR_TASKS", "300")]
+            + ["--notify-hook", f"http://127.0.0.1:{WEB_PORT}{hook_path}"],
             cwd=ROOT,
             env=env,
         )
@@ -87,14 +98,10 @@ def main():
             stop(children, None)
             sys.exit("the proxy simulator did not start")
 
-    os.environ.update(env)
-    manage("migrate", "--no-input", "-v", "0", env=env)
-    manage("collectstatic", "--no-input", "-v", "0", env=env)
-    password, new = ensure_admin()
-
     web = subprocess.Popen(
         [PY, "-m", "gunicorn", "mjsite.wsgi", "-b", f"127.0.0.1:{WEB_PORT}"]
-        + ["--workers", "2", "--threads", "4", "--access-logfile", "-"],
+        # No access log: hook URLs carry their token.
+        + ["--workers", "2", "--threads", "4"],
         cwd=ROOT,
         env=env,
     )
@@ -113,10 +120,11 @@ def main():
         note = "(new)" if new else f"(from {PASSWORD_FILE.name})"
         print(f"  login: admin / {password} {note}")
     else:
-        print(
-            "  login: admin (reset its password with: .venv/bin/python manage.py changepassword admin)"
-        )
-    print(f"  upstream: {env['MJ_PROXY_URL']}")
+        print("  login: admin (new password: .venv/bin/python manage.py changepassword admin)")
+    upstream = (
+        "the built-in proxy simulator, pushing changes to the notify-hook" if simulate else ""
+    )
+    print(f"  upstream: {env['MJ_PROXY_URL']} {upstream}")
     print("  Ctrl-C stops everything.")
     print()
 

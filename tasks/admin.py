@@ -17,6 +17,7 @@ class NoCountPaginator(Paginator):
 
 
 class SourceForm(forms.ModelForm):
+    base_url = forms.URLField(assume_scheme="https", help_text="The part before /mj/...")
     # The secret is write-only: the form never sends the stored value back to the browser.
     secret = forms.CharField(
         required=False,

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from . import hooks
+
 app_name = "hooks"
 
-urlpatterns = []
+urlpatterns = [
+    path("mj/<str:token>/", hooks.receive, name="receive"),
+]

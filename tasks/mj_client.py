@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import ijson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -148,13 +149,14 @@ class ProxyClient:
                 "check that the proxy runs and the source's URL"
             ) from exc
         except requests.exceptions.ReadTimeout as exc:
-            raise ProxyError(
-                f"{where} did not answer within {self.timeout[1]:g} s "
-                "(MJ_READ_TIMEOUT raises the limit)"
-            ) from exc
+            raise self.read_timeout(where) from exc
         except requests.exceptions.RetryError as exc:
             raise ProxyError(f"{where} kept failing after retries: {exc}") from exc
         except requests.exceptions.ConnectionError as exc:
+            # urllib3 reports a read timeout under its retry wrapper as a connection error.
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            if isinstance(reason, ReadTimeoutError):
+                raise self.read_timeout(where) from exc
             raise ProxyError(
                 f"cannot connect to {where}: check that the proxy runs and the source's URL"
             ) from exc
@@ -191,6 +193,10 @@ class ProxyClient:
                 status,
             )
         return response
+
+    def read_timeout(self, where):
+        limit = f"{self.timeout[1]:g} s"
+        return ProxyError(f"{where} did not answer within {limit} (MJ_READ_TIMEOUT raises it)")
 
     def read_body(self, response, url, limit=None, partial=False):
         """Read a whole (small) body, within the size limit."""

@@ -85,7 +85,7 @@ class ImageState(models.TextChoices):
 
 class TaskQuerySet(models.QuerySet):
     def unfinished(self):
-        return self.exclude(status__in=FINISHED_STATUSES).filter(gone_at__isnull=True)
+        return self.exclude(status__in=FINISHED_STATUSES).filter(gone_since__isnull=True)
 
     def for_list(self):
         return self.select_related("source").defer("raw", "properties")

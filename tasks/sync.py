@@ -107,7 +107,7 @@ def sync_source(source, full=False, wait_seconds=0):
     counts = Counts()
     try:
         with client_for(source) as client:
-            Pass(source, client, run, counts, owner).run(full)
+            Pass(source, client, run, counts, owner).execute(full)
         run.outcome = SyncRun.Outcome.OK
     except ProxyError as exc:
         run.outcome = SyncRun.Outcome.FAILED
@@ -220,7 +220,7 @@ class Pass:
         self.seen = set()
         self.looks_like_trueai = False
 
-    def run(self, full):
+    def execute(self, full):
         is_relay = self.source.kind == SourceKind.RELAY
         queue_ids = None
         if not is_relay:

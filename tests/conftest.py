@@ -46,10 +46,10 @@ def make_source(db):
             "novicezk": ("mj-api-secret", sim.secret),
             "trueai": ("Authorization", sim.secret),
             "relay": ("Authorization", f"Bearer {sim.secret}"),
-        }[sim.flavor]
+        }[sim.flavor.name]
         defaults = {"base_url": sim.url, "auth_header": header, "secret": value}
         defaults.update(fields)
-        return Source.objects.create(name=name or sim.flavor, **defaults)
+        return Source.objects.create(name=name or sim.flavor.name, **defaults)
 
     return make
 

@@ -51,7 +51,10 @@ def test_a_relay_source_refreshes_the_tasks_it_knows_through_list_by_condition(
     sim = start_sim("relay", tasks=20)
     source = make_source(sim, kind=SourceKind.RELAY)
     # A relay has no list: the mirror learns ids elsewhere (a hook, an earlier proxy).
-    early = [dict(r, status="SUBMITTED", progress="0%") for r in sim.all_records()[:5]]
+    early = [
+        dict(r, status="SUBMITTED", progress="0%", prompt="as first seen")
+        for r in sim.all_records()[:5]
+    ]
     ingest(source, early)
 
     run = sync_source(source, full=True)
@@ -286,8 +289,11 @@ def test_sync_tasks_prints_one_summary_line_per_source(start_sim, make_source, c
 
     call_command("sync_tasks", "--full")
 
-    out = capsys.readouterr().out
-    assert "novicezk: ok full pass, fetched=4 created=4 updated=0 unchanged=0" in out
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("novicezk: ok full pass, fetched=")
+    counts = dict(word.split("=") for word in line.split(", ", 1)[1].split(" in ")[0].split())
+    assert set(counts) == {"fetched", "created", "updated", "unchanged", "stale", "invalid", "gone"}
+    assert counts["created"] == "4" and counts["invalid"] == "0"
 
 
 def test_sync_tasks_creates_the_default_source_from_mj_proxy_url(start_sim, settings, capsys):

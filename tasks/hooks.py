@@ -1,0 +1,58 @@
+"""The proxy's notify-hook: POST /hooks/mj/<token>/ with one task's JSON.
+
+The proxy sends no credentials, so the unguessable token in the URL is the
+credential; it is never logged in full (see mjsite.logging_filters). A pushed
+record goes through exactly the sync's code path (`sync.ingest`), so a late or
+duplicated callback cannot undo a newer state.
+"""
+
+import json
+import logging
+
+from django.db.models import F
+from django.http import Http404, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import sync
+from .models import Source
+
+log = logging.getLogger(__name__)
+
+MAX_HOOK_BODY = 5 * 1024 * 1024
+
+
+@csrf_exempt
+@require_POST
+def receive(request, token):
+    source = Source.objects.filter(hook_token=token).first()
+    if source is None:
+        raise Http404("no such hook")
+    now = timezone.now()
+    body = request.body[: MAX_HOOK_BODY + 1]
+    error = None
+    if len(body) > MAX_HOOK_BODY:
+        error = f"body larger than {MAX_HOOK_BODY // (1024 * 1024)} MB"
+    else:
+        try:
+            record = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            error = "body is not UTF-8"
+        except ValueError as exc:
+            error = f"body is not JSON: {exc}"
+    if error is None:
+        counts, ids = sync.ingest(source, [record], via="hook")
+        if counts.invalid:
+            error = source.invalid_records.latest("received").reason
+    if error is not None:
+        Source.objects.filter(pk=source.pk).update(
+            hooks_invalid=F("hooks_invalid") + 1, last_hook_at=now
+        )
+        log.warning("%s: refused a hook callback: %s", source.name, error)
+        return JsonResponse({"error": error}, status=400)
+    Source.objects.filter(pk=source.pk).update(
+        hooks_received=F("hooks_received") + 1, last_hook_at=now
+    )
+    outcome = "created" if counts.created else "updated" if counts.updated else "ignored"
+    return JsonResponse({"ok": True, "id": ids[0], "outcome": outcome})
