@@ -1,19 +1,35 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from . import sync
-from .models import ApiToken, InvalidRecord, Source, SyncRun, Task, TaskEvent, mask_secret
+from .models import (
+    ApiToken,
+    InvalidRecord,
+    Source,
+    SyncRun,
+    Task,
+    TaskEvent,
+    mask_secret,
+    new_hook_token,
+)
 
 
 class NoCountPaginator(Paginator):
-    """The changelist of a million tasks must not COUNT them on every page."""
+    """The changelist of a million tasks must not COUNT them on every page.
+
+    It counts at most COUNT_CAP rows (a LIMITed subquery, cheap at any table
+    size); past that the admin offers the first COUNT_CAP rows' pages.
+    """
+
+    COUNT_CAP = 10_000
 
     @cached_property
     def count(self):
-        return 10_000_000
+        return self.object_list.order_by()[: self.COUNT_CAP].count()
 
 
 class SourceForm(forms.ModelForm):
@@ -48,8 +64,27 @@ class SourceForm(forms.ModelForm):
 class SourceAdmin(admin.ModelAdmin):
     form = SourceForm
     list_display = ["name", "base_url", "kind", "enabled", "shown_secret", "last_sync"]
-    readonly_fields = ["shown_secret", "hook_token", "created"]
-    actions = ["sync_now", "full_sync_now"]
+    readonly_fields = ["shown_secret", "hook", "hooks_received", "hooks_invalid", "last_hook_at"]
+    readonly_fields += ["created"]
+    actions = ["sync_now", "full_sync_now", "rotate_hook_token"]
+
+    @admin.display(description="notify-hook")
+    def hook(self, obj):
+        if not obj.pk:
+            return "—"
+        path = reverse("hooks:receive", args=[obj.hook_token])
+        return format_html(
+            "<code>{}</code><br>Put mjsite's public URL before this path and set it as the "
+            "proxy's <code>mj.notify-hook</code>; the path is the credential, keep it secret.",
+            path,
+        )
+
+    @admin.action(description="Rotate the notify-hook token (the old URL stops working)")
+    def rotate_hook_token(self, request, queryset):
+        for source in queryset:
+            source.hook_token = new_hook_token()
+            source.save(update_fields=["hook_token"])
+        self.message_user(request, f"New hook URLs for {queryset.count()} source(s).")
 
     @admin.display(description="secret")
     def shown_secret(self, obj):
