@@ -6,6 +6,7 @@ exception type, `ProxyError`, whose message says what to do about it. The
 secret travels in a header and is never part of a message or a log line.
 """
 
+import collections
 import contextlib
 import json
 import logging
@@ -257,8 +258,7 @@ class ProxyClient:
             if first[0] != "start_array":
                 kind = "an object" if first[0] == "start_map" else "a single value"
                 raise ProxyError(f"{redact(url)} returned {kind}, not a list of tasks")
-            for _ in events:
-                pass
+            collections.deque(events, maxlen=0)  # consumed in C, nothing kept
         except ijson.JSONError as exc:
             raise ProxyError(f"{redact(url)} returned broken JSON: {exc}") from exc
         except UnicodeDecodeError as exc:

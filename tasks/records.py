@@ -83,7 +83,9 @@ class TaskRecord:
 def to_json_text(value):
     """The JSON text that is stored for a record: key order kept, non-ASCII as is."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    if SURROGATE.search(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
         # A lone surrogate (a "\\ud800" escape) cannot be stored as UTF-8; the
         # escaped form is the same JSON value.
         text = json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -91,7 +93,7 @@ def to_json_text(value):
 
 
 def raw_hash(text):
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def raw_text_for_invalid(value, limit=1_000_000):
@@ -99,15 +101,39 @@ def raw_text_for_invalid(value, limit=1_000_000):
     try:
         text = to_json_text(value)
     except (ValueError, TypeError, RecursionError):
-        text = repr(value)
+        text = repr(value).encode("utf-8", "backslashreplace").decode("utf-8")
     return text[:limit]
 
 
-def normalise(item):
-    """Return a TaskRecord for one raw item, or raise InvalidRecord saying why."""
+@dataclass
+class Received:
+    """A record as received: its id, its stored JSON text and that text's hash.
+
+    Cheap to make, so an unchanged record is recognised by its hash before any
+    field is typed.
+    """
+
+    item: dict
+    task_id: str
+    raw: str
+    raw_hash: str
+
+
+def identify(item):
+    """Return a Received for one raw item, or raise InvalidRecord (no object, no id, no JSON)."""
     if not isinstance(item, dict):
         raise InvalidRecord(f"not a JSON object but {json_type(item)}")
     task_id = parse_id(item.get("id"))
+    try:
+        raw = to_json_text(item)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
+    return Received(item, task_id, raw, raw_hash(raw))
+
+
+def normalise(item, received=None):
+    """Return a TaskRecord for one raw item, or raise InvalidRecord saying why."""
+    received = received or identify(item)
     try:
         fields = {column: parse_text(item, key) for key, column in TEXT_FIELDS.items()}
         for column in ("action", "status"):
@@ -115,20 +141,17 @@ def normalise(item):
                 raise InvalidRecord(f"{column} is longer than {MAX_SHORT_TEXT} characters")
         times = {column: parse_time(item, key) for key, column in TIME_FIELDS.items()}
         progress, progress_pct = parse_progress(item.get("progress"))
-        properties = parse_properties(item.get("properties"))
-        raw = to_json_text(item)
+        properties = parse_properties(item.get("properties"), received.raw)
     except InvalidRecord as exc:
-        exc.task_id = task_id
+        exc.task_id = received.task_id
         raise
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
     return TaskRecord(
-        task_id=task_id,
+        task_id=received.task_id,
         progress=progress,
         progress_pct=progress_pct,
         properties=properties,
-        raw=raw,
-        raw_hash=raw_hash(raw),
+        raw=received.raw,
+        raw_hash=received.raw_hash,
         **fields,
         **times,
     )
@@ -207,14 +230,17 @@ def parse_progress(value):
     return text, None  # "Stopped", "abc", "": kept as text, no number
 
 
-def parse_properties(value):
+def parse_properties(value, raw):
     if value is None or value == "":
         return {}
     if not isinstance(value, dict):
         raise InvalidRecord(f"properties is {json_type(value)}, not an object")
-    if depth(value) > MAX_DEPTH:
+    # Walking the value is costly; the record's text tells cheaply when it is needed.
+    if raw.count("{") + raw.count("[") > MAX_DEPTH and depth(value) > MAX_DEPTH:
         raise InvalidRecord(f"properties are nested deeper than {MAX_DEPTH} levels")
-    return clean_json(value)
+    if "\\u0000" in raw or "\\ud" in raw:
+        return clean_json(value)  # NUL or an escaped surrogate somewhere
+    return value
 
 
 def depth(value, level=0):

@@ -64,8 +64,26 @@ UPSERT_FIELDS = TYPED_FIELDS + ["last_changed", "last_seen", "in_queue", "gone_s
 # Written only when the image URL changed: the archive must copy the new image.
 IMAGE_FIELDS = ["image_state", "image_expires", "image_attempts", "image_next_try", "image_error"]
 # Columns the comparison needs; raw and the wide text columns stay in the database.
-COMPARE_FIELDS = ["id", "task_id", "status", "progress", "progress_pct", "image_url"]
-COMPARE_FIELDS += ["raw_hash", "in_queue", "gone_since", "first_seen"]
+STORED_FIELDS = ["task_id", "id", "raw_hash", "status", "progress", "progress_pct"]
+STORED_FIELDS += ["image_url", "in_queue", "gone_since", "first_seen"]
+
+
+@dataclass
+class Stored:
+    task_id: str
+    pk: int
+    raw_hash: str
+    status: str
+    progress: str
+    progress_pct: int | None
+    image_url: str
+    in_queue: bool
+    gone_since: object
+    first_seen: object
+
+    def seen_again(self, in_queue):
+        """Whether seeing it again changes its bookkeeping (back from gone, queue moves)."""
+        return self.gone_since is not None or (in_queue is not None and self.in_queue != in_queue)
 
 
 @dataclass
@@ -305,74 +323,103 @@ def ingest(source, items, run=None, in_queue=None, via="poll"):
     """Store raw items received from a source; return (Counts, ids of the valid ones)."""
     counts = Counts(fetched=len(items))
     now = timezone.now()
-    valid, invalid = [], []
+    received, invalid = {}, []
     for item in items:
         try:
-            valid.append(records.normalise(item))
+            got = records.identify(item)
         except records.InvalidRecord as exc:
-            invalid.append(
-                InvalidRecord(
-                    source=source,
-                    sync_run=run,
-                    received=now,
-                    task_id=exc.task_id,
-                    reason=exc.reason,
-                    raw=records.raw_text_for_invalid(item),
-                )
-            )
-            log.warning("%s: invalid record %s: %s", source.name, exc.task_id or "", exc.reason)
+            invalid.append(invalid_row(source, run, now, item, exc))
+            continue
+        received.setdefault(got.task_id, []).append(got)
+
+    # Only records whose text differs from what is stored are typed: an unchanged
+    # record costs a hash and a lookup.
+    before = stored_rows(source, received)
+    hashes = {task_id: row.raw_hash for task_id, row in before.items()}
+    typed, keep = {}, {}
+    for task_id, versions in received.items():
+        if len(versions) == 1 and hashes.get(task_id) == versions[0].raw_hash:
+            keep[task_id] = versions[0]
+            continue
+        good = []
+        for got in versions:
+            try:
+                good.append(records.normalise(got.item, got))
+            except records.InvalidRecord as exc:
+                invalid.append(invalid_row(source, run, now, got.item, exc))
+        if good:
+            # Duplicates of an id in one answer: the one furthest along wins.
+            typed[task_id] = best = records.newest(good)[task_id]
+            keep[task_id] = next(g for g in versions if g.raw_hash == best.raw_hash)
+
     counts.invalid = len(invalid)
     if invalid:
         InvalidRecord.objects.bulk_create(invalid)
-    latest = records.newest(valid)
+    if not typed and not any(before[t].seen_again(in_queue) for t in keep):
+        counts.unchanged += len(keep)  # the common case of a full pass: nothing to write
+        return counts, list(keep)
     for attempt in range(3):
         try:
             with transaction.atomic():
-                counts.add(write(source, latest, now, in_queue, via))
+                counts.add(write(source, keep, typed, now, in_queue, via))
             break
         except (IntegrityError, OperationalError):
             # Another writer (a hook, a second pass) got between our read and our
-            # write; the batch is re-read and decided again.
+            # write; the batch is read and decided again.
             if attempt == 2:
                 raise
-    return counts, list(latest)
+    return counts, list(keep)
 
 
-def write(source, latest, now, in_queue, via):
+def invalid_row(source, run, now, item, exc):
+    log.warning("%s: invalid record %s: %s", source.name, exc.task_id or "", exc.reason)
+    return InvalidRecord(
+        source=source,
+        sync_run=run,
+        received=now,
+        task_id=exc.task_id,
+        reason=exc.reason,
+        raw=records.raw_text_for_invalid(item),
+    )
+
+
+def stored_rows(source, task_ids, lock=False):
+    rows = Task.objects.filter(source=source, task_id__in=list(task_ids))
+    if lock:
+        rows = rows.select_for_update().order_by("task_id")  # one lock order: no deadlocks
+    return {row[0]: Stored(*row) for row in rows.values_list(*STORED_FIELDS)}
+
+
+def write(source, received, typed, now, in_queue, via):
+    """Decide and write one batch, inside a transaction that locks its stored rows."""
     counts = Counts()
-    stored = {
-        t.task_id: t
-        for t in Task.objects.filter(source=source, task_id__in=list(latest))
-        .only(*COMPARE_FIELDS)
-        .select_for_update()
-        .order_by("task_id")
-    }
+    stored = stored_rows(source, received, lock=True)
     upserts, events, touch = [], [], []
-    old_image = {task_id: task.image_url for task_id, task in stored.items()}
-    for task_id, record in latest.items():
+    for task_id, got in received.items():
         task = stored.get(task_id)
+        if task is not None and task.raw_hash == got.raw_hash:
+            counts.unchanged += 1
+            if task.seen_again(in_queue):
+                touch.append(task.pk)
+            continue
+        # Changed since the hash lookup by another writer: type it now (it was valid then).
+        record = typed.get(task_id) or records.normalise(got.item, got)
         if task is None:
             row = new_row(source, record, now, in_queue, first_seen=now)
             upserts.append(row)
             events.append(event_for(row, now, via))
             counts.created += 1
             continue
-        unchanged = task.raw_hash == record.raw_hash
-        if unchanged or records.is_stale(
-            record.rank, records.state_rank(task.status, task.progress_pct)
-        ):
-            if unchanged:
-                counts.unchanged += 1
-            else:
-                counts.stale += 1
-            # Seen again: only the bookkeeping moves, the record stays as stored.
-            if task.gone_since is not None or (in_queue is not None and task.in_queue != in_queue):
+        if records.is_stale(record.rank, records.state_rank(task.status, task.progress_pct)):
+            counts.stale += 1  # behind what is stored: only the bookkeeping moves
+            if task.seen_again(in_queue):
                 touch.append(task.pk)
             continue
         # Upserted as a fresh row (no pk) so the conflict is on (source, task_id) alone.
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
         if in_queue is None:
             row.in_queue = task.in_queue and record.status not in FINISHED_STATUSES
+        row.image_changed = row.image_url != task.image_url
         upserts.append(row)
         if (task.status, task.progress, task.image_url) != (
             record.status,
@@ -382,8 +429,8 @@ def write(source, latest, now, in_queue, via):
             events.append(event_for(row, now, via, pk=task.pk))
         counts.updated += 1
 
-    new_image = [row for row in upserts if row.image_url != old_image.get(row.task_id)]
-    same_image = [row for row in upserts if row.image_url == old_image.get(row.task_id)]
+    new_image = [row for row in upserts if getattr(row, "image_changed", True)]
+    same_image = [row for row in upserts if not getattr(row, "image_changed", True)]
     for rows, update_fields in (
         (new_image, UPSERT_FIELDS + IMAGE_FIELDS),
         (same_image, UPSERT_FIELDS),
