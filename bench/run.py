@@ -1,0 +1,284 @@
+"""`make bench`: mjsite's figures, each beside its reference, on SQLite and PostgreSQL.
+
+Prints a table and writes bench/results.json. Machines are shared and noisy:
+read the ratios, not the seconds. Options: --tasks N (default 100000),
+--rows N for the million-row figures (default 1000000), --only sqlite|postgresql,
+--skip-pages.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+PY = sys.executable
+PG_ADMIN_URL = os.getenv("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_URL = os.getenv("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/mjsite_bench")
+SECRET = "bench-secret"
+
+sys.path.insert(0, str(ROOT))
+
+
+def say(text):
+    print(text, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(cmd, env, label):
+    """Run a command; return (wall seconds, peak RSS in MB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{label} failed:\n{out}")
+    return seconds, usage.ru_maxrss / 1024, out
+
+
+def pass_seconds(summary):
+    """The pass's own time, from sync_tasks' summary line ("… in 12.3 s"), without start-up."""
+    return float(summary.strip().splitlines()[-1].rsplit(" in ", 1)[1].split()[0])
+
+
+class Database:
+    def __init__(self, vendor):
+        self.vendor = vendor
+        self.url = f"sqlite:///{DATA / 'bench.sqlite3'}" if vendor == "sqlite" else PG_URL
+
+    def env(self, **extra):
+        env = dict(os.environ, DATABASE_URL=self.url, LOG_LEVEL="WARNING")
+        env.update(extra)
+        return env
+
+    def reset(self):
+        if self.vendor == "sqlite":
+            for f in DATA.glob("bench.sqlite3*"):
+                f.unlink()
+        else:
+            import psycopg
+
+            name = PG_URL.rsplit("/", 1)[1]
+            with psycopg.connect(
+                PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True
+            ) as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                c.execute(f'CREATE DATABASE "{name}"')
+        subprocess.run(
+            [PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=self.env(), check=True
+        )
+
+
+def postgres_reachable():
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            PG_ADMIN_URL.replace("postgres://", "postgresql://"), connect_timeout=3
+        ):
+            return True
+    except Exception:
+        return False
+
+
+def start_simulator(tasks, flavor="novicezk"):
+    port = free_port()
+    proc = subprocess.Popen(
+        [PY, "manage.py", "mj_simulator", "--port", str(port), "--secret", SECRET]
+        + ["--tasks", str(tasks), "--flavor", flavor, "--new-task-every", "0"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the simulator did not start")
+
+
+def sync_figures(db, sim_url, body_file, body_mb):
+    """Figures 1-3: a full sync into an empty mirror, again unchanged, peak memory."""
+    db.reset()
+    floor = json.loads(
+        subprocess.run(
+            [PY, "bench/floor.py", db.url, str(body_file)],
+            cwd=ROOT,
+            env=db.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    env = db.env(MJ_PROXY_URL=sim_url, MJ_API_SECRET=SECRET)
+    cmd = [PY, "manage.py", "sync_tasks", "--full"]
+    _, rss, out1 = timed(cmd, env, "first full sync")
+    _, _, out2 = timed(cmd, env, "second full sync")
+    first, again = pass_seconds(out1), pass_seconds(out2)
+    say(f"  {out1.strip()}\n  {out2.strip()}")
+    return {
+        "floor_s": floor["seconds"],
+        "full_sync_s": first,
+        "full_sync_ratio": first / floor["seconds"],
+        "unchanged_sync_s": again,
+        "unchanged_sync_ratio": again / floor["seconds"],
+        "peak_rss_mb": rss,
+        "body_mb": body_mb,
+        "rss_ratio": rss / body_mb,
+    }
+
+
+def light_pass_figures(db, stored_counts, unfinished=1000):
+    """Figure 4: a light pass over 1,000 unfinished tasks, with more or fewer stored."""
+    from tasks.simulator import ManualClock, Simulator
+
+    results = {}
+    for stored in stored_counts:
+        clock = ManualClock()
+        sim = Simulator(flavor="trueai", secret=SECRET, tasks=0, clock=clock, seed=3)
+        sim.start(host="127.0.0.1", port=0)
+        try:
+            ids = [sim.submit(prompt=f"light {i}") for i in range(unfinished)]
+            records = [sim.record(i) for i in ids]
+            clock.advance(3600)  # by now they have all finished upstream
+            extra = DATA / "unfinished.json"
+            extra.write_text(json.dumps(records, ensure_ascii=False))
+            db.reset()
+            say(f"  filling {stored:,} tasks…")
+            subprocess.run(
+                [
+                    PY,
+                    "bench/fixtures.py",
+                    str(stored - unfinished),
+                    "--unfinished-json",
+                    str(extra),
+                ],
+                cwd=ROOT,
+                env=db.env(),
+                check=True,
+            )
+            env = db.env(MJ_PROXY_URL=sim.url, MJ_API_SECRET=SECRET, MJ_AUTH_HEADER="Authorization")
+            seconds, _, out = timed(
+                [PY, "manage.py", "sync_tasks", "--source", "default"], env, "light pass"
+            )
+            say(f"  {stored:,} stored: {out.strip()}")
+            results[stored] = seconds
+        finally:
+            sim.stop()
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--skip-pages", action="store_true")
+    args = parser.parse_args()
+    DATA.mkdir(parents=True, exist_ok=True)
+
+    vendors = ["sqlite", "postgresql"]
+    if args.only:
+        vendors = [args.only]
+    if "postgresql" in vendors and not postgres_reachable():
+        say(f"PostgreSQL not reachable at {PG_ADMIN_URL}: its figures are skipped")
+        vendors.remove("postgresql")
+
+    machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
+    results = {"machine": machine, "tasks": args.tasks, "rows": args.rows, "databases": {}}
+    say(f"mjsite benchmarks on {machine}")
+
+    say(f"starting the simulator with {args.tasks:,} tasks…")
+    sim, sim_url = start_simulator(args.tasks)
+    try:
+        import requests
+
+        body_file = DATA / "list.json"
+        t0 = time.perf_counter()
+        with (
+            requests.get(
+                f"{sim_url}/mj/task/list",
+                headers={"mj-api-secret": SECRET},
+                stream=True,
+                timeout=600,
+            ) as r,
+            open(body_file, "wb") as f,
+        ):
+            shutil.copyfileobj(r.raw, f)
+        transfer = time.perf_counter() - t0
+        body_mb = body_file.stat().st_size / 1024 / 1024
+        results["list_body_mb"] = body_mb
+        results["list_transfer_s"] = transfer
+        say(f"  /mj/task/list: {body_mb:.0f} MB, served in {transfer:.1f} s")
+        for vendor in vendors:
+            db = Database(vendor)
+            say(f"[{vendor}] full sync of {args.tasks:,} tasks against the floor…")
+            results["databases"].setdefault(vendor, {}).update(
+                sync_figures(db, sim_url, body_file, body_mb)
+            )
+    finally:
+        sim.terminate()
+        sim.wait()
+
+    for vendor in vendors:
+        db = Database(vendor)
+        say(f"[{vendor}] light pass with 10,000 and {args.rows:,} tasks stored…")
+        light = light_pass_figures(db, [10_000, args.rows])
+        figures = results["databases"][vendor]
+        figures["light_10k_s"] = light[10_000]
+        figures["light_big_s"] = light[args.rows]
+        figures["light_ratio"] = light[args.rows] / light[10_000]
+        if not args.skip_pages:
+            from bench.pages import page_figures
+
+            say(f"[{vendor}] pages with {args.rows:,} tasks stored…")
+            figures.update(page_figures(db))
+
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(results):
+    say("")
+    say(f"machine: {results['machine']}; list body {results['list_body_mb']:.0f} MB")
+    rows = [
+        ("1 full sync vs floor", "full_sync_s", "full_sync_ratio", "≤ 2×"),
+        ("2 unchanged sync vs floor", "unchanged_sync_s", "unchanged_sync_ratio", "≤ 1×"),
+        ("3 peak RSS vs body (MB)", "peak_rss_mb", "rss_ratio", "≤ 3×"),
+        ("4 light pass, big vs 10k", "light_big_s", "light_ratio", "≤ 1.5×"),
+        ("5 list page 1 vs stock admin", "list_first_s", "list_vs_admin", "≥ 10× faster"),
+        ("5 list page 1000 vs page 1", "list_deep_s", "deep_vs_first", "≤ 1.2×"),
+        ("6 overview vs list page", "overview_s", "overview_vs_list", "≤ 2×"),
+        ("6 text search vs list page", "search_s", "search_vs_list", "≤ 2×"),
+    ]
+    header = f"{'figure':32} {'database':11} {'value':>10} {'ratio':>8}  target"
+    say(header)
+    say("-" * len(header))
+    for vendor, figures in results["databases"].items():
+        for label, value_key, ratio_key, target in rows:
+            if value_key in figures:
+                say(
+                    f"{label:32} {vendor:11} {figures[value_key]:>10.3f} "
+                    f"{figures[ratio_key]:>7.2f}×  {target}"
+                )
+
+
+if __name__ == "__main__":
+    main()
