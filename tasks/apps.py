@@ -7,7 +7,13 @@ class TasksConfig(AppConfig):
     verbose_name = "Midjourney mirror"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            search,
+        )
+
+        # The SQLite search triggers call a Python function: register it on every connection.
+        search.install()
 
         post_migrate.connect(after_migrate, sender=self)
 

@@ -35,6 +35,10 @@ class NoSuchEndpoint(ProxyError):
     """The proxy does not serve this endpoint (404, or an HTML page)."""
 
 
+class BigInteger(Exception):
+    """The C parser met an integer it cannot hold."""
+
+
 def redact(url):
     """The URL without any user:password part, for messages."""
     parts = urlsplit(url)
@@ -97,9 +101,16 @@ class ProxyClient:
         with self.request("GET", url) as response:
             spool = self.download(response, url)
         with spool:
-            self.check_json_array(spool, url)
+            parser = ijson  # the C backend, fast
+            try:
+                self.check_json_array(spool, url, parser)
+            except BigInteger:
+                # yajl stops at integers beyond 64 bits; Python's own parser reads them.
+                parser = ijson.get_backend("python")
+                spool.seek(0)
+                self.check_json_array(spool, url, parser)
             spool.seek(0)
-            yield ijson.items(spool, "item", use_float=True)
+            yield parser.items(spool, "item", use_float=True)
 
     def queue(self):
         """GET /mj/task/queue; None when the proxy has no queue endpoint."""
@@ -248,10 +259,10 @@ class ProxyClient:
             "MJ_MAX_BODY_MB raises it"
         )
 
-    def check_json_array(self, spool, url):
+    def check_json_array(self, spool, url, parser):
         """Parse the spooled body once without keeping it: it must be one whole JSON array."""
         try:
-            events = ijson.basic_parse(spool)
+            events = parser.basic_parse(spool, use_float=True)
             first = next(events, None)
             if first is None:
                 raise ProxyError(f"{redact(url)} returned an empty body, not a list of tasks")
@@ -260,6 +271,8 @@ class ProxyClient:
                 raise ProxyError(f"{redact(url)} returned {kind}, not a list of tasks")
             collections.deque(events, maxlen=0)  # consumed in C, nothing kept
         except ijson.JSONError as exc:
+            if "integer overflow" in str(exc):
+                raise BigInteger() from exc
             raise ProxyError(f"{redact(url)} returned broken JSON: {exc}") from exc
         except UnicodeDecodeError as exc:
             raise ProxyError(f"{redact(url)} returned text that is not UTF-8: {exc}") from exc

@@ -320,3 +320,15 @@ def test_the_sync_schedules_exist_after_migrate_and_are_not_duplicated(db):
     assert len(names) == len(set(names))
     assert {"mjsite: full sync", "mjsite: light sync"} <= set(names)
     assert Schedule.objects.get(name="mjsite: light sync").func == "tasks.sync.light_pass"
+
+
+def test_an_integer_beyond_64_bits_in_the_list_is_kept_exactly(start_sim, make_source):
+    sim = start_sim("novicezk", tasks=3)
+    record = {"id": "1700000000000400", "status": "SUCCESS", "seed": 2**80 + 1}
+    sim.put(record)
+    source = make_source(sim)
+
+    run = sync_source(source, full=True)
+
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    assert json.loads(Task.objects.get(task_id=record["id"]).raw)["seed"] == 2**80 + 1
