@@ -24,6 +24,16 @@ class Novicezk:
     has_list_by_ids = False
     auth_before_routing = True  # Spring's interceptor guards every /mj path
 
+    # sim.flavor is this object; it also compares equal to its name: sim.flavor == "relay"
+    def __str__(self):
+        return self.name
+
+    def __eq__(self, other):
+        return self.name == (other.name if isinstance(other, Novicezk) else other)
+
+    def __hash__(self):
+        return hash(self.name)
+
     def authorized(self, headers, secret):
         return headers.get("mj-api-secret") == secret
 
@@ -166,10 +176,10 @@ class Relay(Novicezk):
 
 
 INDEX_HTML = (
-    b"<!doctype html><html lang=\"zh\"><head><meta charset=\"utf-8\" />"
-    b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />"
+    b'<!doctype html><html lang="zh"><head><meta charset="utf-8" />'
+    b'<meta name="viewport" content="width=device-width, initial-scale=1" />'
     b"<title>New API</title></head><body><noscript>You need to enable JavaScript to run "
-    b"this app.</noscript><div id=\"root\"></div></body></html>"
+    b'this app.</noscript><div id="root"></div></body></html>'
 )
 
 FLAVORS = {f.name: f for f in (Novicezk(), TrueAI(), Relay())}

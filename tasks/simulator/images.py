@@ -76,7 +76,7 @@ def _picture(base):
             draw.ellipse(box, fill=colour())
         else:
             draw.rectangle(box, fill=colour())
-    label = " ".join(base.split("_")[1:4])[:40] or base[:40]
+    label = " ".join(base.split("_")[1:-1])[:40] or base[:40]
     draw.rectangle((0, size - 44, size, size), fill=(20, 20, 20))
     draw.text((12, size - 36), label, fill=(240, 240, 240), font=_font())
     return img

@@ -119,9 +119,11 @@ def _step(p, now):
 
 def rank(status, progress):
     # Order used by the notifier to drop stale changes: state first, then progress.
+    if not isinstance(status, str):  # put() records may hold anything
+        return (-1, -1.0)
     base = RANK.get(status, 4 if status in FINISHED else -1)
     try:
         pct = float(str(progress).rstrip("%"))
-    except ValueError:
+    except (TypeError, ValueError):
         pct = -1.0
     return (base, pct)

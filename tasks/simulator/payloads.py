@@ -2,8 +2,9 @@
 (`support/Task.java`), plus the extra facts the other flavors dress it with."""
 
 import hashlib
+import json
 import random
-import uuid
+from functools import lru_cache
 
 from . import content
 from .lifecycle import state_at
@@ -13,6 +14,7 @@ from .links import snowflake
 GRID_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
 # Actions that act on a parent task's buttons, so they reference its message.
 CHILD_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL", "ZOOM", "PAN"})
+BUTTON_ACTIONS = GRID_ACTIONS | {"UPSCALE", "DESCRIBE", "SHORTEN"}
 MODES = ("FAST", "FAST", "FAST", "RELAX", "TURBO")
 IMAGE_SIZE = 512
 
@@ -29,70 +31,88 @@ class Context:
 
 def job_hash(rs):
     # Midjourney's job uuid: the messageHash, the custom ids' suffix and the file name's tail
-    return str(uuid.UUID(bytes=hashlib.md5(rs.to_bytes(8, "big")).digest(), version=4))
+    h = hashlib.blake2b(rs.to_bytes(8, "big"), digest_size=16, person=b"job").hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def message_id(plan):
     return snowflake(plan.t_finish, plan.rs & 0x3FFFFF)
 
 
-def texts(plan):
-    if isinstance(plan.prompt, int):
-        return content.prompt_text(plan.prompt)
-    return plan.prompt, content.translate(plan.prompt)
+@lru_cache(maxsize=4096)
+def _texts(prompt):
+    # (typed, promptEn, file-name slug, botType), cached: a plan's prompt is mostly an index
+    if isinstance(prompt, int):
+        typed, en = content.prompt_text(prompt)
+    else:
+        typed, en = prompt, content.translate(prompt)
+    bot = "NIJI_JOURNEY" if "--niji" in typed else "MID_JOURNEY"
+    return typed, en, content.slug(en), bot
 
 
-def build(plan, now, ctx):
+def build(plan, now, ctx, raw=False):
+    """(record, extras) for `plan` at `now`. raw=True puts a marker where the buttons go,
+    for the list stream to splice in pre-encoded JSON (see buttons_json)."""
     st = state_at(plan, now)
-    r = random.Random(plan.rs ^ 0x5BD1E995)
-    channel = ctx.channels[r.randrange(len(ctx.channels))]
-    user_index = r.randrange(len(content.USERS))
+    # one hash gives every detail that must stay the same for this task
+    bits = int.from_bytes(
+        hashlib.blake2b(plan.rs.to_bytes(8, "big"), digest_size=32).digest(), "big"
+    )
+    bits, channel_i = divmod(bits, len(ctx.channels))
+    bits, user_index = divmod(bits, len(content.USERS))
+    bits, n = divmod(bits, 4)
+    bits, mode_i = divmod(bits, len(MODES))
+    bits, mj_seed = divmod(bits, 2**32)
+    bits, state_i = divmod(bits, 2500)
+    bits, blend_n = divmod(bits, 4)
+    n += 1
+    blend_n += 2
+    channel = ctx.channels[channel_i]
     user = content.USERS[user_index]
-    n = r.randint(1, 4)
-    mode = r.choice(MODES)
-    mj_seed = str(r.randrange(10**8, 2**32))
-    state_field = f"uid:{r.randrange(1, 500)}" if r.random() < 0.2 else None
-    blend_n = r.randint(2, 5)
+    mode = MODES[mode_i]
+    state_field = f"uid:{state_i // 5}" if state_i % 5 == 0 else None
     low = plan.rs & 0x3FFFFF
     job = job_hash(plan.rs)
     action = plan.action
-    success = st.status == "SUCCESS"
+    status = st.status
+    success = status == "SUCCESS"
 
-    typed, en = texts(plan)
-    if action in ("DESCRIBE", "BLEND"):
+    typed, en, slug, bot_type = _texts(plan.prompt)
+    if action == "DESCRIBE" or action == "BLEND":
         typed = en = ""
     parent = plan.parent
     description = _description(plan, action, typed, parent, n, blend_n)
 
     final_prompt = None
     if success and action == "DESCRIBE":
-        final_prompt = content.describe_result(r)
+        final_prompt = content.describe_result(random.Random(plan.rs))
         typed = en = final_prompt
     elif success and action == "SHORTEN":
-        final_prompt = content.shorten_result(en, r)
-    elif st.step >= 1 and action not in ("DESCRIBE", "SHORTEN"):
+        final_prompt = content.shorten_result(en, random.Random(plan.rs))
+    elif st.step >= 1 and action != "DESCRIBE" and action != "SHORTEN":
         final_prompt = en
 
     image_url = None
-    slug = content.slug(en)
-    if action == "DESCRIBE" and st.status != "FAILURE":
-        # the uploaded picture being described, there from the start
-        image_url = ctx.signer.url(
-            ctx.base_url, channel, snowflake(plan.sub, low), f"{plan.id}.png", plan.sub
-        )
-    elif action != "SHORTEN" and success:
+    signer, base = ctx.signer, ctx.base_url
+    if action == "DESCRIBE":
+        if status != "FAILURE":
+            # the uploaded picture being described, there from the start
+            name = f"{plan.id}.png"
+            image_url = signer.url(base, channel, snowflake(plan.sub, low + 2), name, plan.sub)
+    elif action == "SHORTEN":
+        pass
+    elif success:
         name = f"{user}_{slug}_{job}.png"
         attachment = snowflake(plan.t_finish, low + 1)
-        image_url = ctx.signer.url(ctx.base_url, channel, attachment, name, plan.t_finish)
-    elif action != "SHORTEN" and st.status == "IN_PROGRESS" and st.step >= 1:
+        image_url = signer.url(base, channel, attachment, name, plan.t_finish)
+    elif status == "IN_PROGRESS" and st.step >= 1:
         # a fresh attachment per progress message; its low bits carry the step for the renderer
         name = f"{user}_{slug}_{job}_grid_0.webp"
         attachment = snowflake(st.step_ms, st.step)
-        image_url = ctx.signer.url(ctx.base_url, channel, attachment, name, st.step_ms)
+        image_url = signer.url(base, channel, attachment, name, st.step_ms)
 
-    bot_type = "NIJI_JOURNEY" if "--niji" in typed else "MID_JOURNEY"
     props = {"notifyHook": ctx.notify_hook}
-    if st.status != "NOT_START":
+    if status != "NOT_START":
         props["flags"] = 0
     if success:
         props["messageId"] = message_id(plan)
@@ -100,51 +120,83 @@ def build(plan, now, ctx):
     props["nonce"] = snowflake(plan.sub, low)
     if final_prompt is not None:
         props["finalPrompt"] = final_prompt
-    if st.status != "NOT_START":
+    if status != "NOT_START":
         props["progressMessageId"] = snowflake(plan.t_submitted, low)
     props["discordChannelId"] = channel
     props["discordInstanceId"] = channel
     props["botType"] = bot_type
     if success and typed != en:
         props["finalZhPrompt"] = typed
-    if action in CHILD_ACTIONS and parent:
+    if parent and action in CHILD_ACTIONS:
         pp = ctx.lookup(parent)
         props["referencedMessageId"] = (
             message_id(pp) if pp else snowflake(plan.sub - 600_000, plan.rs >> 22)
         )
         props["customId"] = _custom_id(action, n, job_hash(pp.rs) if pp else job)
-    if final_prompt is not None and action not in ("DESCRIBE", "SHORTEN"):
-        props["messageContent"] = f"**{en}** - <@{snowflake(1_600_000_000_000, user_index)}>"
 
+    finished = success or status == "FAILURE"
     record = {
         "id": plan.id,
         "properties": props,
         "action": action,
-        "status": st.status,
+        "status": status,
         "prompt": typed,
         "promptEn": en,
         "description": description,
         "state": state_field,
         "submitTime": plan.sub,
         "startTime": plan.t_start if st.started else None,
-        "finishTime": plan.t_finish if st.status in ("SUCCESS", "FAILURE") else None,
+        "finishTime": plan.t_finish if finished else None,
         "imageUrl": image_url,
         "progress": st.progress,
-        "failReason": plan.fail if st.status == "FAILURE" else None,
+        "failReason": plan.fail if status == "FAILURE" else None,
     }
+    if not success or action not in BUTTON_ACTIONS:
+        buttons = []
+    elif raw:
+        buttons = f"{BUTTONS_MARK}{action}:{job}"
+    else:
+        buttons = _buttons(action, job)
     extras = {
-        "buttons": _buttons(action, job) if success else [],
+        "buttons": buttons,
         "mode": mode,
-        "seed": mj_seed if success else None,
+        "seed": str(mj_seed) if success else None,
         "job": job if success else None,
         "channel": channel,
         "bot_type": bot_type,
         "size": IMAGE_SIZE if success and image_url else None,
-        "use_time": plan.t_finish - plan.t_start if st.started and record["finishTime"] else None,
+        "use_time": plan.t_finish - plan.t_start if st.started and finished else None,
         "parent": parent if action in CHILD_ACTIONS else None,
         "final_prompt": final_prompt,
     }
     return record, extras
+
+
+# Buttons are most of a finished task's JSON and slow to encode as nine small dicts; the
+# list stream encodes a marker instead and splices in these bytes, identical to json.dumps'.
+BUTTONS_MARK = "\x00buttons:"
+_MARK_JSON = b'"\\u0000buttons:'  # the marker as json.dumps writes it
+
+
+@lru_cache(maxsize=32)
+def _buttons_template(action):
+    text = json.dumps(_buttons(action, "@@job@@"), ensure_ascii=False, separators=(",", ":"))
+    return text.encode().split(b"@@job@@")
+
+
+def splice_buttons(data):
+    """UTF-8 JSON bytes with every buttons marker replaced by the buttons' JSON."""
+    parts = data.split(_MARK_JSON)
+    if len(parts) == 1:
+        return data
+    out = [parts[0]]
+    for part in parts[1:]:
+        # part is b'ACTION:<36-char job>"' followed by the rest of the record
+        colon = part.index(b":")
+        job = part[colon + 1 : colon + 37]
+        out.append(job.join(_buttons_template(part[:colon].decode())))
+        out.append(part[colon + 38 :])
+    return b"".join(out)
 
 
 def _description(plan, action, typed, parent, n, blend_n):
