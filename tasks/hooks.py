@@ -6,7 +6,6 @@ record goes through exactly the sync's code path (`sync.ingest`), so a late or
 duplicated callback cannot undo a newer state.
 """
 
-import json
 import logging
 
 from django.db.models import F
@@ -16,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import sync
+from .json_items import DECODER, Item
 from .models import Source
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ def receive(request, token):
         error = f"body larger than {MAX_HOOK_BODY // (1024 * 1024)} MB"
     else:
         try:
-            record = json.loads(body.decode("utf-8"))
+            text = body.decode("utf-8").strip()
+            record = Item(text, DECODER.decode(text))
         except UnicodeDecodeError:
             error = "body is not UTF-8"
         except ValueError as exc:

@@ -1,5 +1,6 @@
 """Talk HTTP to one Midjourney proxy: its four read endpoints, and nothing else.
 
+Arrays come back as `json_items.Item`s: each record with its exact text.
 Every call has a connect and a read timeout; connection errors and 502/503/504
 are retried a few times with backoff; everything that goes wrong surfaces as one
 exception type, `ProxyError`, whose message says what to do about it. The
@@ -8,16 +9,18 @@ secret travels in a header and is never part of a message or a log line.
 
 import collections
 import contextlib
+import io
 import json
 import logging
 import tempfile
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import ijson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from .json_items import NotAnArray, iter_items
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,6 @@ class ProxyError(Exception):
 
 class NoSuchEndpoint(ProxyError):
     """The proxy does not serve this endpoint (404, or an HTML page)."""
-
-
-class BigInteger(Exception):
-    """The C parser met an integer it cannot hold."""
 
 
 def redact(url):
@@ -101,16 +100,9 @@ class ProxyClient:
         with self.request("GET", url) as response:
             spool = self.download(response, url)
         with spool:
-            parser = ijson  # the C backend, fast
-            try:
-                self.check_json_array(spool, url, parser)
-            except BigInteger:
-                # yajl stops at integers beyond 64 bits; Python's own parser reads them.
-                parser = ijson.get_backend("python")
-                spool.seek(0)
-                self.check_json_array(spool, url, parser)
+            self.parse_array(spool, url, keep=False)  # the whole body, checked first
             spool.seek(0)
-            yield parser.items(spool, "item", use_float=True)
+            yield iter_items(spool)
 
     def queue(self):
         """GET /mj/task/queue; None when the proxy has no queue endpoint."""
@@ -259,33 +251,28 @@ class ProxyClient:
             "MJ_MAX_BODY_MB raises it"
         )
 
-    def check_json_array(self, spool, url, parser):
-        """Parse the spooled body once without keeping it: it must be one whole JSON array."""
+    def parse_array(self, stream, url, keep=True):
+        """The items of the JSON array in a stream (or None when keep is False)."""
+        where = redact(url)
         try:
-            events = parser.basic_parse(spool, use_float=True)
-            first = next(events, None)
-            if first is None:
-                raise ProxyError(f"{redact(url)} returned an empty body, not a list of tasks")
-            if first[0] != "start_array":
-                kind = "an object" if first[0] == "start_map" else "a single value"
-                raise ProxyError(f"{redact(url)} returned {kind}, not a list of tasks")
-            collections.deque(events, maxlen=0)  # consumed in C, nothing kept
-        except ijson.JSONError as exc:
-            if "integer overflow" in str(exc):
-                raise BigInteger() from exc
-            raise ProxyError(f"{redact(url)} returned broken JSON: {exc}") from exc
+            items = iter_items(stream)
+            if keep:
+                return list(items)
+            collections.deque(items, maxlen=0)
+        except NotAnArray as exc:
+            stream.seek(0)
+            raise ProxyError(
+                f"{where} returned {exc}, not a list of tasks: {self.excerpt(stream.read(200))}"
+            ) from exc
         except UnicodeDecodeError as exc:
-            raise ProxyError(f"{redact(url)} returned text that is not UTF-8: {exc}") from exc
+            raise ProxyError(f"{where} returned text that is not UTF-8: {exc}") from exc
+        except ValueError as exc:  # JSONDecodeError included
+            raise ProxyError(f"{where} returned broken JSON: {exc}") from exc
+        return None
 
     def get_json_array(self, method, url, **kwargs):
         response = self.request(method, url, **kwargs)
-        value = self.parse_json(self.read_body(response, url), url, response)
-        if not isinstance(value, list):
-            raise ProxyError(
-                f"{redact(url)} returned {type(value).__name__}, not a list of tasks: "
-                f"{self.excerpt(json.dumps(value, ensure_ascii=False).encode())}"
-            )
-        return value
+        return self.parse_array(io.BytesIO(self.read_body(response, url)), url)
 
     def parse_json(self, body, url, response):
         try:

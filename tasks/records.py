@@ -96,8 +96,10 @@ def raw_hash(text):
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def raw_text_for_invalid(value, limit=1_000_000):
+def raw_text_for_invalid(value, limit=1_000_000, text=None):
     """Best-effort text of a record that failed, for the invalid-records table."""
+    if text is not None:
+        return text[:limit]
     try:
         text = to_json_text(value)
     except (ValueError, TypeError, RecursionError):
@@ -119,16 +121,21 @@ class Received:
     raw_hash: str
 
 
-def identify(item):
-    """Return a Received for one raw item, or raise InvalidRecord (no object, no id, no JSON)."""
+def identify(item, text=None):
+    """Return a Received for one raw item, or raise InvalidRecord (no object, no id, no JSON).
+
+    `text` is the item's JSON text as the proxy sent it, kept as it is; without
+    it, the item is serialised.
+    """
     if not isinstance(item, dict):
         raise InvalidRecord(f"not a JSON object but {json_type(item)}")
     task_id = parse_id(item.get("id"))
-    try:
-        raw = to_json_text(item)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
-    return Received(item, task_id, raw, raw_hash(raw))
+    if text is None:
+        try:
+            text = to_json_text(item)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
+    return Received(item, task_id, text, raw_hash(text))
 
 
 def normalise(item, received=None):

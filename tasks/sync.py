@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import records
 from .images import is_web_url, link_expiry
+from .json_items import Item
 from .mj_client import ProxyClient, ProxyError
 from .models import (
     FINISHED_STATUSES,
@@ -268,7 +269,7 @@ class Pass:
             for batch in chunked(items, BATCH):
                 count += len(batch)
                 self.looks_like_trueai |= any(
-                    isinstance(i, dict) and "isCompleted" in i for i in batch
+                    isinstance(i.value, dict) and "isCompleted" in i.value for i in batch
                 )
                 listed.update(self.ingest(batch))
         if self.list_is_complete(count):
@@ -325,10 +326,12 @@ def ingest(source, items, run=None, in_queue=None, via="poll"):
     now = timezone.now()
     received, invalid = {}, []
     for item in items:
+        # Items from the client carry their exact text; plain values are serialised.
+        value, text = (item.value, item.text) if isinstance(item, Item) else (item, None)
         try:
-            got = records.identify(item)
+            got = records.identify(value, text)
         except records.InvalidRecord as exc:
-            invalid.append(invalid_row(source, run, now, item, exc))
+            invalid.append(invalid_row(source, run, now, value, exc, text))
             continue
         received.setdefault(got.task_id, []).append(got)
 
@@ -346,7 +349,7 @@ def ingest(source, items, run=None, in_queue=None, via="poll"):
             try:
                 good.append(records.normalise(got.item, got))
             except records.InvalidRecord as exc:
-                invalid.append(invalid_row(source, run, now, got.item, exc))
+                invalid.append(invalid_row(source, run, now, got.item, exc, got.raw))
         if good:
             # Duplicates of an id in one answer: the one furthest along wins.
             typed[task_id] = best = records.newest(good)[task_id]
@@ -371,7 +374,7 @@ def ingest(source, items, run=None, in_queue=None, via="poll"):
     return counts, list(keep)
 
 
-def invalid_row(source, run, now, item, exc):
+def invalid_row(source, run, now, item, exc, text=None):
     log.warning("%s: invalid record %s: %s", source.name, exc.task_id or "", exc.reason)
     return InvalidRecord(
         source=source,
@@ -379,7 +382,7 @@ def invalid_row(source, run, now, item, exc):
         received=now,
         task_id=exc.task_id,
         reason=exc.reason,
-        raw=records.raw_text_for_invalid(item),
+        raw=records.raw_text_for_invalid(item, text=text),
     )
 
 

@@ -1,0 +1,76 @@
+"""Reading a JSON array item by item, each with its exact text."""
+
+import io
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks.json_items import NotAnArray, iter_items
+
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def read(text, chunk=7):
+    return list(iter_items(io.BytesIO(text.encode("utf-8")), chunk=chunk))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(VALUES, max_size=8),
+    st.booleans(),
+    st.sampled_from([None, 2]),
+    st.sampled_from([1, 5, 64, 1 << 20]),
+)
+def test_any_array_reads_back_item_for_item_in_any_chunking(values, ascii, indent, chunk):
+    text = json.dumps(values, ensure_ascii=ascii, indent=indent)
+
+    items = read(text, chunk)
+
+    assert [i.value for i in items] == values
+    assert [json.loads(i.text) for i in items] == values
+
+
+def test_each_item_keeps_the_proxys_exact_text():
+    text = '[{"id":"1", "b":1.0,  "a":12345678901234567890123}, {"x":"猫\\u0000"}]'
+
+    items = read(text)
+
+    assert items[0].text == '{"id":"1", "b":1.0,  "a":12345678901234567890123}'
+    assert items[1].text == '{"x":"猫\\u0000"}'
+
+
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ("", NotAnArray),
+        ('{"a": 1}', NotAnArray),
+        ("42", NotAnArray),
+        ("[1, 2", ValueError),
+        ("[1 2]", ValueError),
+        ("[1] []", ValueError),
+        ("[NaN]", ValueError),
+        ("[Infinity]", ValueError),
+        ('[{"a": 1}', ValueError),
+        ("[,]", ValueError),
+    ],
+)
+def test_anything_but_one_whole_array_is_refused(body, error):
+    with pytest.raises(error):
+        read(body)
+
+
+def test_text_that_is_not_utf8_is_refused():
+    with pytest.raises(UnicodeDecodeError):
+        list(iter_items(io.BytesIO(b'[{"a": "\xff\xfe"}]')))
