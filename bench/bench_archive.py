@@ -1,11 +1,11 @@
 """How fast the image archive copies, and how much memory a pass takes.
 
-    .venv/bin/python bench/bench_archive.py [--tasks 1000] [--large 120]
+    .venv/bin/python bench/bench_archive.py [--tasks 500] [--large 120]
 
 Two workloads, each archived by a fresh process (so its peak RSS is the pass's own):
 - "simulator": tasks synced from the built-in simulator in another process, its 512 px
   PNGs at Discord-shaped links, the whole path a real deployment runs;
-- "2048px": Midjourney-sized 2048 x 2048 PNGs (~6 MB each) from a plain file server,
+- "2048px": Midjourney-sized 2048 x 2048 PNGs (~7 MB each) from a plain file server,
   where decoding and thumbnailing cost more than the network.
 Everything runs on localhost, in a temporary SQLite database and MEDIA_ROOT.
 """
@@ -31,7 +31,7 @@ def run_simulator(tasks, conn):
     from tasks.simulator import Simulator
 
     # Links that outlive the 30-day history, so every image is there to copy.
-    sim = Simulator(tasks=tasks, seed=11, secret="s3cret", image_ttl=40 * 86400)
+    sim = Simulator(tasks=tasks, seed=11, secret="", image_ttl=40 * 86400)
     sim.start()
     conn.send(sim.url)
     conn.recv()  # until the parent says stop
@@ -46,7 +46,8 @@ def large_pngs(count, side=2048):
         noise = Image.effect_noise((side // 4, side // 4), 40 + n).resize((side, side))
         img = Image.merge("RGB", [noise, noise.rotate(90), noise.rotate(180)])
         draw = ImageDraw.Draw(img)
-        draw.ellipse((n * 37 % side, 200, side - 200, side - n * 11 % side), fill=(n, 90, 200))
+        x, y = n * 37 % (side // 2), n * 11 % (side // 2)
+        draw.ellipse((x, y, x + side // 2, y + side // 3), fill=(n % 256, 90, 200))
         img = img.filter(ImageFilter.SMOOTH)
         out = io.BytesIO()
         img.save(out, "PNG")
@@ -59,6 +60,7 @@ def run_file_server(count, conn):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
 
         def log_message(self, *args):
             pass
@@ -80,6 +82,17 @@ def run_file_server(count, conn):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     conn.recv()
     server.shutdown()
+
+
+def receive(conn, proc, timeout=600):
+    # A helper process that dies before answering must not hang the benchmark.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if conn.poll(1):
+            return conn.recv()
+        if not proc.is_alive():
+            raise SystemExit(f"{proc.name} died (exit code {proc.exitcode})")
+    raise SystemExit(f"{proc.name} did not answer in {timeout} s")
 
 
 def child_pass(workers):
@@ -141,7 +154,7 @@ def measure(label, workers, env, media):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--large", type=int, default=120, help="2048 px images to copy")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,8 +194,8 @@ def main():
         proc = ctx.Process(target=run_simulator, args=(args.tasks, child), daemon=True)
         proc.start()
         procs.append((proc, parent))
-        sim_url = parent.recv()
-        source = Source.objects.create(name="sim", base_url=sim_url, secret="s3cret")
+        sim_url = receive(parent, proc)
+        source = Source.objects.create(name="sim", base_url=sim_url)
         sync_source(source, full=True)
         with_images = Task.objects.filter(source=source).exclude(image_url="").count()
         print(f"simulator: {args.tasks} tasks synced, {with_images} with an image (512 px PNG)")
@@ -194,7 +207,7 @@ def main():
         proc = ctx.Process(target=run_file_server, args=(args.large, child), daemon=True)
         proc.start()
         procs.append((proc, parent))
-        files_url, total = parent.recv()
+        files_url, total = receive(parent, proc)
         print(f"2048px: {args.large} distinct PNGs, {total / args.large / 1e6:.1f} MB each on avg")
         Task.objects.all().delete()
         big = Source.objects.create(name="files", base_url=files_url)
@@ -216,8 +229,9 @@ def main():
             measure("2048px", workers, env, media)
     finally:
         for proc, conn in procs:
-            conn.send("stop")
-            proc.join(5)
+            if proc.is_alive():
+                conn.send("stop")
+                proc.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 """mjsite settings: one file, every knob an environment variable with a safe default."""
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,7 @@ SECRET_KEY = os.getenv(
 )
 DEBUG = envbool("DJANGO_DEBUG", "False")
 ALLOWED_HOSTS = os.getenv("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 ROOT_URLCONF = "mjsite.urls"
 WSGI_APPLICATION = "mjsite.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -44,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the pages' language (English, 简体中文)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -59,6 +62,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -89,6 +93,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     test_dir = Path(os.getenv("TMPDIR", tempfile.gettempdir()))
     DATABASES["default"]["TEST"] = {"NAME": str(test_dir / f"mjsite-test-{os.getpid()}.sqlite3")}
 
+# Production security: all off by default, so `make run` works over plain HTTP;
+# deploy/mjsite.env.example turns them on (see README's "Deploy").
+SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers check over plain HTTP
+SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", str(SECURE_SSL_REDIRECT))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if envbool("DJANGO_BEHIND_PROXY"):
+    # Only behind a proxy that sets this header itself (deploy/nginx.conf does),
+    # or any client could claim to be on HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # Auth
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -100,6 +118,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Internationalisation
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -153,7 +173,7 @@ MJ_THUMBS_ONLY_AFTER_DAYS = envint("MJ_THUMBS_ONLY_AFTER_DAYS", "0")
 # once (max_attempts 1, failures acknowledged), never re-delivered while it runs
 # (retry > timeout), and missed runs are not replayed (catch_up False).
 Q_CLUSTER = {
-    "name": "mjsite",
+    "name": os.getenv("Q_CLUSTER_NAME", "mjsite"),  # the queue's name: one per site on a Redis
     "workers": envint("Q_WORKERS", "2"),
     "timeout": envint("Q_TIMEOUT", "600"),
     "retry": envint("Q_RETRY", "720"),
@@ -164,6 +184,24 @@ Q_CLUSTER = {
     "orm": "default",
     "sync": envbool("Q_SYNC", "False"),
 }
+
+# Redis (optional): with REDIS_URL, django-q2's queue and the cache live there, so
+# qcluster processes on any number of hosts share the work; without it, the ORM broker.
+REDIS_URL = os.getenv("REDIS_URL", "").strip()
+if REDIS_URL:
+    del Q_CLUSTER["orm"]  # django-q2 picks the ORM broker over Redis when both are set
+    Q_CLUSTER["redis"] = REDIS_URL
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": Q_CLUSTER["name"],
+        }
+    }
+
+# Operations: /healthz (open) and /metrics (Prometheus; 404 while no token is set)
+MJ_METRICS_TOKEN = os.getenv("MJ_METRICS_TOKEN", "").strip()
+MJ_METRICS_CACHE_SECONDS = envint("MJ_METRICS_CACHE_SECONDS", "30")  # the full-table counts
 
 # Logging: plain lines to stderr; secrets never logged (the client logs URLs only)
 LOGGING = {
@@ -181,3 +219,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if os.getenv("LOG_FORMAT", "plain").strip().lower() == "json":
+    # One JSON object per line on stdout, for journald or a log shipper.
+    LOGGING["formatters"]["json"] = {"()": "mjsite.logjson.JsonLines"}
+    LOGGING["handlers"]["console"].update(formatter="json", stream="ext://sys.stdout")
+    logging.captureWarnings(True)  # Python's warnings become JSON lines too

@@ -13,6 +13,7 @@ SCHEDULES = {
     # name: (function, minutes setting)
     "mjsite: light sync": ("tasks.sync.light_pass", "MJ_SYNC_MINUTES"),
     "mjsite: full sync": ("tasks.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
+    "mjsite: image archive": ("tasks.archive.archive_pass", "MJ_ARCHIVE_MINUTES"),
 }
 
 

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from . import media_views
+
 app_name = "media"
 
-urlpatterns = []
+urlpatterns = [
+    path("<path:name>", media_views.serve_file, name="file"),
+]

@@ -1,0 +1,700 @@
+"""The image archive, over real HTTP: the simulator's Discord-shaped links, and a fault
+server for hostile answers."""
+
+import hashlib
+import io
+import socket
+import struct
+import threading
+import time
+import zlib
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.utils import timezone
+from PIL import Image
+
+from tasks import archive, image_urls
+from tasks.archive import archive_pass, due, status_counts
+from tasks.bootstrap import ensure_schedules
+from tasks.image_urls import image_lost, large_url, thumb_size, thumb_url
+from tasks.models import ImageState, Source, Task
+from tasks.safe_fetch import Fetcher, Policy, Refused
+from tasks.sync import sync_source
+
+from .conftest import make_task
+from .faultserver import Reply
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MJ_ARCHIVE_TIMEOUT = 2
+    settings.MJ_ARCHIVE_DEADLINE = 10
+    settings.MJ_THUMBS_ONLY_AFTER_DAYS = 0
+    settings.MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS = ""
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def no_connect_to(monkeypatch):
+    """Fails the test if anything opens a socket to one of the given addresses."""
+    forbidden = set()
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        attempts.append(address)
+        if address[0] in forbidden:
+            raise AssertionError(f"connected to {address}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+    def forbid(*addresses):
+        forbidden.update(addresses)
+        return attempts
+
+    return forbid
+
+
+def png(size=(64, 48), colour=(200, 40, 40)):
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def png_reply(data=None):
+    return Reply(200, data or png(), {"Content-Type": "image/png"})
+
+
+def bomb_png(side):
+    """A real PNG of side x side black 1-bit pixels: a few hundred KB that decode to GBs."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    row = b"\x00" * (1 + (side + 7) // 8)
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row * 500) for _ in range(side // 500)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def source_at(url, name="faults", **fields):
+    return Source.objects.create(name=name, base_url=url, **fields)
+
+
+def pending(source, url, task_id="1700000000000001", **fields):
+    fields.setdefault("image_expires", timezone.now() + timedelta(hours=20))
+    fields.setdefault("image_state", ImageState.PENDING)
+    return make_task(source, task_id=task_id, image_url=url, **fields)
+
+
+def stored(name):
+    with default_storage.open(name, "rb") as f:
+        return f.read()
+
+
+def until(clock, sim, task_id, test, step=1.0, limit=200):
+    for _ in range(int(limit / step)):
+        record = sim.record(task_id)
+        if test(record):
+            return record
+        clock.advance(step)
+    raise AssertionError(f"task {task_id} never got there: {sim.record(task_id)}")
+
+
+class StreamServer:
+    """Answers the fault server cannot give: an endless chunked body, a slow drip."""
+
+    def __init__(self):
+        self.sent = 0
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                try:
+                    if self.path == "/endless.png":
+                        self.send_response(200)
+                        self.send_header("Content-Type", "image/png")
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        piece = png() + b"\x00" * 65536
+                        for _ in range(2000):  # 130 MB at most
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                            outer.sent += len(piece)
+                    elif self.path == "/drip.png":
+                        self.send_response(200)
+                        self.send_header("Content-Type", "image/png")
+                        self.send_header("Content-Length", "1000")
+                        self.end_headers()
+                        for _ in range(1000):
+                            self.wfile.write(b"\x00")
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def stream_server():
+    server = StreamServer()
+    yield server
+    server.stop()
+
+
+# Against the simulator
+
+
+@pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
+def test_every_finished_image_is_archived_before_its_link_dies_and_served_after_it(
+    start_sim, make_source, clock, flavor, client, admin_client
+):
+    sim = start_sim(flavor, tasks=0, image_ttl=600)
+    for action in ("IMAGINE", "IMAGINE", "DESCRIBE", "BLEND", "SHORTEN"):
+        sim.submit(action, prompt="灯塔 at dusk")
+    sim.submit("IMAGINE", prompt="a failing cat", fail=True)
+    sim.submit("UPSCALE")
+    clock.advance(150)  # every task has finished
+    source = make_source(sim)
+    assert sync_source(source, full=True).outcome == "ok"
+    with_images = Task.objects.filter(source=source).exclude(image_url="")
+    assert with_images.count() >= 5
+    assert set(with_images.values_list("image_state", flat=True)) == {ImageState.PENDING}
+
+    counts = archive_pass()
+
+    assert counts.archived == with_images.count()
+    assert counts.failed == counts.lost == counts.retrying == 0
+    clock.advance(700)  # every link is dead now
+    for task in with_images.all():
+        assert requests.get(task.image_url, timeout=5).status_code == 404
+        assert task.image_state == ImageState.ARCHIVED
+        assert task.archived_url == task.image_url
+        assert task.image_file.startswith("images/") and task.image_file.endswith(".png")
+        assert task.thumb_file.startswith("thumbs/") and task.thumb_file.endswith(".webp")
+        assert task.image_type == "image/png"
+        assert (task.image_width, task.image_height) == (512, 512)
+
+        original = admin_client.get(large_url(task))
+        assert original.status_code == 200
+        assert original["Content-Type"] == "image/png"
+        assert original["Cache-Control"] == "private, max-age=31536000, immutable"
+        body = b"".join(original.streaming_content)
+        assert len(body) == task.image_bytes
+        assert hashlib.sha256(body).hexdigest() == task.image_sha256
+        thumb = admin_client.get(thumb_url(task))
+        assert thumb.status_code == 200
+        assert thumb["Content-Type"] == "image/webp"
+        with Image.open(io.BytesIO(b"".join(thumb.streaming_content))) as img:
+            assert img.format == "WEBP" and max(img.size) == 320
+        assert thumb_size(task) == (320, 320)
+
+        anonymous = client.get(thumb_url(task))
+        assert anonymous.status_code == 302
+        assert anonymous["Location"].startswith("/accounts/login/")
+
+
+def test_a_grid_preview_is_archived_then_replaced_by_the_final_image(
+    start_sim, make_source, clock, media
+):
+    sim = start_sim(tasks=0, image_ttl=600)
+    task_id = sim.submit("IMAGINE", prompt="山水")
+    source = make_source(sim)
+    until(clock, sim, task_id, lambda r: "_grid_0" in (r["imageUrl"] or ""))
+    sync_source(source)
+    archive_pass()
+    task = Task.objects.get(task_id=task_id)
+    assert task.image_state == ImageState.ARCHIVED
+    assert task.image_type == "image/webp"
+    preview = (task.image_file, task.thumb_file)
+    assert all(name.startswith(f"previews/{task.pk}/") for name in preview)
+    assert all(default_storage.exists(name) for name in preview)
+
+    until(clock, sim, task_id, lambda r: r["status"] == "SUCCESS")
+    sync_source(source)
+    task.refresh_from_db()
+    assert task.image_state == ImageState.PENDING  # the sync saw a new URL
+    assert thumb_url(task) == task.image_url  # the live final image meanwhile
+    archive_pass()
+
+    task.refresh_from_db()
+    assert task.image_state == ImageState.ARCHIVED
+    assert task.image_file.startswith("images/")
+    assert not any(default_storage.exists(name) for name in preview)
+    files = [p for p in media.rglob("*") if p.is_file()]
+    assert sorted(str(p.relative_to(media)) for p in files) == sorted(
+        [task.image_file, task.thumb_file]
+    )
+
+
+def test_a_link_that_dies_before_its_turn_is_lost_without_a_request(fault_server):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/old.png", png_reply())
+    task = pending(source, f"{fault_server.url}/old.png", image_expires=timezone.now())
+
+    counts = archive_pass()
+
+    task.refresh_from_db()
+    assert counts.lost == 1
+    assert task.image_state == ImageState.LOST
+    assert "expired before it could be copied" in task.image_error
+    assert fault_server.requests == []
+    assert image_lost(task)
+    assert thumb_url(task) is None and large_url(task) is None
+
+
+def test_a_link_that_answers_404_once_it_expired_is_lost(fault_server):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/late.png", Reply(404, b"gone", {}, delay=1.2))
+    task = pending(source, f"{fault_server.url}/late.png", image_expires=timezone.now())
+    task.image_expires = timezone.now() + timedelta(seconds=1)
+    task.save()
+
+    counts = archive_pass()
+
+    task.refresh_from_db()
+    assert counts.lost == 1
+    assert task.image_state == ImageState.LOST
+    assert "HTTP 404" in task.image_error
+
+
+def test_a_404_before_the_expiry_is_retried_with_backoff_then_fails(fault_server):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/x.png", Reply(404, b"", {}))
+    task = pending(source, f"{fault_server.url}/x.png")
+    now = timezone.now()
+
+    for attempt, minutes in enumerate((1, 5, 30), start=1):
+        counts = archive_pass(now=now)
+        task.refresh_from_db()
+        assert counts.retrying == 1
+        assert (task.image_state, task.image_attempts) == (ImageState.PENDING, attempt)
+        assert task.image_next_try == now + timedelta(minutes=minutes)
+        assert archive_pass(now=now + timedelta(seconds=30)).retrying == 0  # not due yet
+        now = task.image_next_try
+
+    counts = archive_pass(now=now)
+    task.refresh_from_db()
+    assert counts.failed == 1
+    assert (task.image_state, task.image_attempts) == (ImageState.FAILED, 4)
+    assert task.image_error == f"HTTP 404 from {fault_server.url[7:]}"
+    assert task.image_next_try is None
+
+
+# Hostile answers: each refused with a reason, nothing crashing
+
+
+def run_one(source, url, **fields):
+    task = pending(source, url, **fields)
+    archive_pass()
+    task.refresh_from_db()
+    assert task.image_state in (ImageState.PENDING, ImageState.FAILED)
+    assert task.image_file == "" and task.image_sha256 == ""
+    assert task.image_error
+    return task
+
+
+def test_a_link_that_returns_html_is_not_an_image(fault_server, media):
+    source = source_at(fault_server.url)
+    page = b"<!doctype html><html><body>Sign in to Discord</body></html>"
+    fault_server.route("GET", "/x.png", Reply(200, page, {"Content-Type": "image/png"}))
+
+    task = run_one(source, f"{fault_server.url}/x.png")
+
+    assert task.image_error.startswith("not an image (image/png, starts with '<!doctype html>")
+    assert task.image_state == ImageState.PENDING and task.image_next_try is not None
+    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+
+
+def test_a_10_gb_content_length_is_refused_before_reading(fault_server):
+    source = source_at(fault_server.url)
+    huge = Reply(200, b"\x89PNG", {"Content-Type": "image/png"}, declared_length=10 * 1024**3)
+    fault_server.route("GET", "/huge.png", huge)
+
+    task = run_one(source, f"{fault_server.url}/huge.png")
+
+    assert task.image_state == ImageState.FAILED
+    assert task.image_error == "too large: 10,737,418,240 bytes announced, the limit is 52,428,800"
+
+
+def test_a_chunked_body_past_the_limit_is_cut_off(stream_server, settings):
+    settings.MJ_ARCHIVE_MAX_MB = 1
+    source = source_at(stream_server.url)
+
+    task = run_one(source, f"{stream_server.url}/endless.png")
+
+    assert task.image_state == ImageState.FAILED
+    assert task.image_error == "too large: more than 1,048,576 bytes"
+    time.sleep(0.2)
+    assert stream_server.sent < 20 * 1024 * 1024  # we stopped reading, the server gave up
+
+
+@pytest.mark.parametrize("target", ["http://10.0.0.1/x.png", "http://169.254.169.254/latest/"])
+def test_a_redirect_to_a_private_address_is_refused_before_connecting(
+    fault_server, no_connect_to, target
+):
+    attempts = no_connect_to("10.0.0.1", "169.254.169.254")
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/x.png", Reply(302, b"", {"Location": target}))
+
+    task = run_one(source, f"{fault_server.url}/x.png")
+
+    assert task.image_state == ImageState.FAILED
+    assert task.image_error.startswith(f"{target.split('/')[2]} resolves to ")
+    assert "private" in task.image_error or "link-local" in task.image_error
+    assert [a for a in attempts if a[0] != "127.0.0.1"] == []
+    assert len(fault_server.requests) == 1
+
+
+def test_a_redirect_to_a_private_host_name_is_refused_too(fault_server, no_connect_to):
+    attempts = no_connect_to("127.0.0.1")
+    source = source_at("https://proxy.example.com")
+    image = f"http://localhost:{fault_server.url.rsplit(':', 1)[1]}/x.png"
+
+    task = run_one(source, image)
+
+    assert task.image_state == ImageState.FAILED
+    assert "localhost resolves to" in task.image_error and "loopback" in task.image_error
+    assert attempts == [] and fault_server.requests == []
+
+
+def test_private_addresses_are_fetched_when_the_source_allows_them(fault_server):
+    fault_server.route("GET", "/x.png", png_reply())
+    source = source_at("https://proxy.example.com", allow_private_images=True)
+    task = pending(source, f"{fault_server.url}/x.png")
+
+    archive_pass()
+
+    task.refresh_from_db()
+    assert task.image_state == ImageState.ARCHIVED
+
+
+def test_private_networks_listed_in_the_setting_are_allowed(fault_server, settings):
+    settings.MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS = "10.0.0.0/8, 127.0.0.0/8"
+    fault_server.route("GET", "/x.png", png_reply())
+    source = source_at("https://proxy.example.com")
+    task = pending(source, f"{fault_server.url}/x.png")
+
+    archive_pass()
+
+    task.refresh_from_db()
+    assert task.image_state == ImageState.ARCHIVED
+
+
+def test_more_than_three_redirects_are_refused(fault_server):
+    source = source_at(fault_server.url)
+    for n in range(5):
+        fault_server.route("GET", f"/r{n}", Reply(302, b"", {"Location": f"/r{n + 1}"}))
+
+    task = run_one(source, f"{fault_server.url}/r0")
+
+    assert task.image_state == ImageState.FAILED
+    assert task.image_error == "more than 3 redirects"
+    assert len(fault_server.requests) == 4
+
+
+def test_three_redirects_on_the_same_host_are_followed(fault_server):
+    source = source_at(fault_server.url)
+    for n in range(3):
+        fault_server.route("GET", f"/r{n}", Reply(301, b"", {"Location": f"/r{n + 1}"}))
+    fault_server.route("GET", "/r3", png_reply())
+    task = pending(source, f"{fault_server.url}/r0")
+
+    archive_pass()
+
+    task.refresh_from_db()
+    assert task.image_state == ImageState.ARCHIVED
+    assert task.archived_url == f"{fault_server.url}/r0"
+
+
+def test_a_truncated_png_is_a_broken_image(fault_server):
+    source = source_at(fault_server.url)
+    noisy = io.BytesIO()
+    Image.effect_noise((300, 300), 80).save(noisy, "PNG")
+    # The server's Content-Length matches: the file itself is cut, not the connection.
+    fault_server.route("GET", "/cut.png", png_reply(noisy.getvalue()[:3000]))
+
+    task = run_one(source, f"{fault_server.url}/cut.png")
+
+    assert task.image_error.startswith("broken image")
+
+
+def test_a_body_that_breaks_off_is_retried(fault_server):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/x.png", Reply(200, png(), {}, cut_after=40))
+
+    task = run_one(source, f"{fault_server.url}/x.png")
+
+    assert task.image_state == ImageState.PENDING
+    assert task.image_error.startswith("download broke off")
+
+
+def test_a_server_that_does_not_answer_times_out(fault_server, settings):
+    settings.MJ_ARCHIVE_TIMEOUT = 0.5
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/slow.png", Reply(200, png(), {}, delay=3))
+
+    started = time.monotonic()
+    task = run_one(source, f"{fault_server.url}/slow.png")
+
+    assert time.monotonic() - started < 2.5
+    assert task.image_state == ImageState.PENDING
+    assert task.image_error == "timed out after 0.5 s: " + fault_server.url[7:]
+
+
+def test_a_slow_drip_is_stopped_by_the_deadline(stream_server, settings):
+    settings.MJ_ARCHIVE_DEADLINE = 1
+    source = source_at(stream_server.url)
+
+    started = time.monotonic()
+    task = run_one(source, f"{stream_server.url}/drip.png")
+
+    assert time.monotonic() - started < 3
+    assert task.image_error == "download took longer than 1 s"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "file:///etc/passwd", "ftp://example.com/x.png", "data:image/png,x"],
+)
+def test_urls_that_are_not_http_are_never_fetched(fault_server, url):
+    source = source_at(fault_server.url)
+
+    task = run_one(source, url)
+
+    assert task.image_state == ImageState.FAILED
+    assert task.image_error.startswith("only http and https URLs are fetched")
+
+
+@pytest.mark.parametrize("side", [8000, 20000])
+def test_a_decompression_bomb_is_refused(fault_server, side):
+    source = source_at(fault_server.url)
+    bomb = bomb_png(side)
+    assert len(bomb) < 1024 * 1024
+    fault_server.route("GET", "/bomb.png", png_reply(bomb))
+
+    task = run_one(source, f"{fault_server.url}/bomb.png")
+
+    assert task.image_state == ImageState.FAILED
+    assert "decompression bomb" in task.image_error
+
+
+def test_the_fetcher_ignores_a_proxy_from_the_environment(fault_server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://10.9.9.9:3128")
+    fault_server.route("GET", "/x.png", png_reply())
+    with Fetcher(max_bytes=10**6) as fetcher:
+        fetched = fetcher.fetch(f"{fault_server.url}/x.png", Policy.for_source(fault_server.url))
+    assert fetched.data == png()
+
+
+def test_the_policy_refuses_special_addresses_even_when_private_is_allowed():
+    policy = Policy.for_source("http://proxy.lan", allow_private=True)
+    special = ["169.254.169.254", "0.0.0.0", "224.0.0.1", "240.0.0.1", "::ffff:169.254.1.1"]  # noqa: S104
+    for address in special:
+        with pytest.raises(Refused):
+            policy.addresses(address, 80)
+    assert policy.addresses("10.1.2.3", 80) == ["10.1.2.3"]
+    assert policy.addresses("::ffff:127.0.0.1", 80) == ["::ffff:7f00:1"]
+    assert policy.addresses("::1", 80) == ["::1"]
+    with pytest.raises(Refused, match="private or loopback"):
+        Policy.for_source("http://proxy.lan").addresses("::1", 80)
+    assert Policy.for_source("http://proxy.lan").addresses("proxy.lan.", 80) == ["proxy.lan."]
+    with pytest.raises(Refused):
+        Policy.for_source("http://proxy.lan").addresses("::ffff:10.0.0.1", 80)
+
+
+# Order, claims, sharing, retention
+
+
+def test_finished_tasks_come_first_soonest_to_expire_then_newest():
+    source = source_at("http://127.0.0.1:9")
+    now = timezone.now()
+    url = "http://127.0.0.1:9/x.png"
+    rows = {
+        "running": pending(source, url, "1", status="IN_PROGRESS", image_expires=now),
+        "late": pending(source, url, "2", image_expires=now + timedelta(hours=9)),
+        "soon": pending(source, url, "3", image_expires=now + timedelta(hours=1)),
+        "no-expiry-old": pending(source, url, "4", image_expires=None),
+        "no-expiry-new": pending(
+            source, url, "5", image_expires=None, submitted=now - timedelta(minutes=1)
+        ),
+        "waiting": pending(source, url, "6", image_next_try=now + timedelta(minutes=1)),
+    }
+    names = {task.pk: name for name, task in rows.items()}
+
+    order = [names[pk] for pk in due(now).values_list("pk", flat=True)]
+
+    assert order == ["soon", "late", "no-expiry-new", "no-expiry-old", "running"]
+
+
+def test_a_task_claimed_by_another_pass_is_left_alone(fault_server):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/x.png", png_reply())
+    task = pending(source, f"{fault_server.url}/x.png")
+    jobs = archive.claim(timezone.now(), 10, {}, archive.Counts())
+    assert [job.pk for job in jobs] == [task.pk]
+
+    counts = archive_pass()
+
+    assert counts.archived == 0
+    assert fault_server.requests == []
+
+
+def test_an_image_that_changed_while_it_was_copied_is_not_recorded(fault_server):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/a.png", png_reply())
+    task = pending(source, f"{fault_server.url}/a.png", status="IN_PROGRESS")
+    counts = archive.Counts()
+    (job,) = archive.claim(timezone.now(), 10, {}, counts)
+    with Fetcher(max_bytes=10**6) as fetcher:
+        copied = archive.copy_image(fetcher, job)
+    Task.objects.filter(pk=task.pk).update(image_url=f"{fault_server.url}/b.png")
+
+    archive.record_success(job, copied, counts)
+
+    task.refresh_from_db()
+    assert counts.skipped == 1 and counts.archived == 0
+    assert task.image_state == ImageState.PENDING and task.image_file == ""
+    assert not default_storage.exists(copied.image_file)
+
+
+def test_the_same_image_is_stored_once(fault_server, media):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/a.png", png_reply())
+    fault_server.route("GET", "/b.png", png_reply())
+    a = pending(source, f"{fault_server.url}/a.png", "1")
+    b = pending(source, f"{fault_server.url}/b.png", "2")
+
+    assert archive_pass().archived == 2
+
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.image_file, a.thumb_file) == (b.image_file, b.thumb_file)
+    assert len([p for p in media.rglob("*") if p.is_file()]) == 2
+    assert stored(a.image_file) == png()
+
+
+def test_retention_keeps_only_thumbnails_of_old_tasks(fault_server, settings):
+    settings.MJ_THUMBS_ONLY_AFTER_DAYS = 30
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/old.png", png_reply(png(colour=(1, 1, 1))))
+    fault_server.route("GET", "/shared.png", png_reply())
+    now = timezone.now()
+    old = pending(source, f"{fault_server.url}/old.png", "1", submitted=now - timedelta(days=40))
+    old_shared = pending(
+        source, f"{fault_server.url}/shared.png", "2", submitted=now - timedelta(days=40)
+    )
+    new = pending(source, f"{fault_server.url}/shared.png", "3", submitted=now)
+    archive_pass()  # copies all three, then prunes the two old originals
+    for task in (old, old_shared, new):
+        task.refresh_from_db()
+
+    assert old.image_file == "" and old_shared.image_file == ""
+    assert new.image_file and default_storage.exists(new.image_file)  # still in use
+    assert old.image_state == ImageState.ARCHIVED and default_storage.exists(old.thumb_file)
+    assert not default_storage.exists(f"images/{old.image_sha256[:2]}/{old.image_sha256[2:]}.png")
+    assert large_url(old) == image_urls.media_url(old.thumb_file)
+    assert archive_pass().pruned == 0
+
+
+# Serving, status, helpers, command, schedule
+
+
+def test_media_files_are_only_served_by_their_exact_names(admin_client, client, media):
+    name = "images/ab/" + "c" * 62 + ".png"
+    default_storage.save(name, io.BytesIO(png()))
+    (media / "secret.txt").write_text("no")
+    assert admin_client.get(f"/media/{name}").status_code == 200
+    assert client.get(f"/media/{name}").status_code == 302
+    for bad in (
+        "secret.txt",
+        "images/ab/" + "d" * 62 + ".png",  # well formed, not there
+        "images/ab/../../secret.txt",
+        "images/ab/%2e%2e/%2e%2e/secret.txt",
+        "..%2fsecret.txt",
+        "images/ab/" + "c" * 62 + ".png/",
+        "thumbs/ab/" + "c" * 62 + ".png",
+        "/etc/passwd",
+    ):
+        assert admin_client.get(f"/media/{bad}").status_code == 404, bad
+    assert admin_client.post(f"/media/{name}").status_code == 405
+
+
+def test_a_browser_that_has_the_file_gets_304(admin_client):
+    name = "thumbs/ab/" + "e" * 62 + ".webp"
+    default_storage.save(name, io.BytesIO(b"RIFF"))
+    first = admin_client.get(f"/media/{name}")
+    again = admin_client.get(f"/media/{name}", headers={"If-None-Match": first["ETag"]})
+    assert again.status_code == 304
+
+
+def test_status_counts_come_from_one_query(django_assert_num_queries):
+    source = source_at("http://127.0.0.1:9")
+    pending(source, "http://x/1.png", "1")
+    pending(source, "http://x/2.png", "2", image_state=ImageState.LOST)
+    make_task(source, task_id="3")
+
+    with django_assert_num_queries(1):
+        counts = status_counts()
+
+    assert counts == {"none": 1, "pending": 1, "archived": 0, "failed": 0, "lost": 1}
+
+
+def test_the_helpers_show_the_live_link_until_it_expires():
+    source = source_at("http://127.0.0.1:9")
+    task = pending(source, "https://cdn.discordapp.com/a.png?ex=1&")
+    assert thumb_url(task) == large_url(task) == task.image_url
+    later = task.image_expires + timedelta(seconds=1)
+    assert thumb_url(task, now=later) is None
+    task.image_url = "javascript:alert(1)"
+    assert thumb_url(task) is None and not image_lost(task)
+    assert thumb_size(task) is None
+
+
+def test_the_command_prints_its_counts(fault_server, capsys):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/x.png", png_reply())
+    pending(source, f"{fault_server.url}/x.png")
+
+    call_command("archive_images")
+
+    out = capsys.readouterr().out
+    assert "archived=1 failed=0 lost=0 skipped=0" in out
+    assert "images now: pending=0 archived=1 failed=0 lost=0" in out
+
+
+def test_the_archive_schedule_exists_after_bootstrap():
+    from django_q.models import Schedule
+
+    ensure_schedules()
+    ensure_schedules()
+
+    (schedule,) = Schedule.objects.filter(name="mjsite: image archive")
+    assert schedule.func == "tasks.archive.archive_pass"
+    assert schedule.minutes == 1
