@@ -21,7 +21,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import records
+from . import bulk_sql, records
 from .images import is_web_url, link_expiry
 from .json_items import Item
 from .mj_client import ProxyClient, ProxyError
@@ -33,7 +33,6 @@ from .models import (
     SourceKind,
     SyncRun,
     Task,
-    TaskEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -410,7 +409,7 @@ def write(source, received, typed, now, in_queue, via):
         if task is None:
             row = new_row(source, record, now, in_queue, first_seen=now)
             upserts.append(row)
-            events.append(event_for(row, now, via))
+            events.append(event_row(row, now, via))
             counts.created += 1
             continue
         if records.is_stale(record.rank, records.state_rank(task.status, task.progress_pct)):
@@ -418,70 +417,67 @@ def write(source, received, typed, now, in_queue, via):
             if task.seen_again(in_queue):
                 touch.append(task.pk)
             continue
-        # Upserted as a fresh row (no pk) so the conflict is on (source, task_id) alone.
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
         if in_queue is None:
-            row.in_queue = task.in_queue and record.status not in FINISHED_STATUSES
-        row.image_changed = row.image_url != task.image_url
+            row["in_queue"] = task.in_queue and record.status not in FINISHED_STATUSES
+        row["image_changed"] = record.image_url != task.image_url
         upserts.append(row)
         if (task.status, task.progress, task.image_url) != (
             record.status,
             record.progress,
             record.image_url,
         ):
-            events.append(event_for(row, now, via, pk=task.pk))
+            events.append(event_row(row, now, via, pk=task.pk))
         counts.updated += 1
 
-    new_image = [row for row in upserts if getattr(row, "image_changed", True)]
-    same_image = [row for row in upserts if not getattr(row, "image_changed", True)]
-    for rows, update_fields in (
-        (new_image, UPSERT_FIELDS + IMAGE_FIELDS),
-        (same_image, UPSERT_FIELDS),
-    ):
+    pks = {}
+    for image_changed, update in ((True, UPSERT_FIELDS + IMAGE_FIELDS), (False, UPSERT_FIELDS)):
+        rows = [row for row in upserts if row.get("image_changed", True) == image_changed]
         if rows:
-            Task.objects.bulk_create(
-                rows,
-                batch_size=500,
-                update_conflicts=True,
-                unique_fields=["source", "task_id"],
-                update_fields=update_fields,
-            )
+            pks.update(bulk_sql.upsert_tasks(rows, update))
     if touch:
         update = {"gone_since": None}
         if in_queue is not None:
             update["in_queue"] = in_queue
         Task.objects.filter(pk__in=touch).update(**update)
     if events:
-        for event, row, pk in events:
-            event.task_id = pk or row.pk
-        TaskEvent.objects.bulk_create([e for e, _, _ in events], batch_size=500)
+        for event in events:
+            task_id = event.pop("for_task")
+            if event["task_id"] is None:
+                event["task_id"] = pks[task_id]  # created in this batch
+        bulk_sql.insert_events(events)
     return counts
 
 
 def new_row(source, record, now, in_queue, first_seen):
-    row = Task(
-        source=source,
+    """A task row as a dict of column values: typed fields plus bookkeeping."""
+    row = bulk_sql.task_defaults()
+    row.update(
+        source_id=source.pk,
         task_id=record.task_id,
         first_seen=first_seen,
         last_changed=now,
         last_seen=now,
         gone_since=None,
-        in_queue=bool(in_queue),
+        in_queue=bool(in_queue) and record.status not in FINISHED_STATUSES,
+        image_state=ImageState.PENDING if is_web_url(record.image_url) else ImageState.NONE,
+        image_expires=link_expiry(record.image_url),
     )
     for name in TYPED_FIELDS:
-        setattr(row, name, getattr(record, name))
-    if record.status in FINISHED_STATUSES:
-        row.in_queue = False
-    row.image_state = ImageState.PENDING if is_web_url(record.image_url) else ImageState.NONE
-    row.image_expires = link_expiry(record.image_url)
+        row[name] = getattr(record, name)
     return row
 
 
-def event_for(row, now, via, pk=None):
-    event = TaskEvent(
-        seen=now, status=row.status, progress=row.progress, image_url=row.image_url, via=via
-    )
-    return event, row, pk
+def event_row(row, now, via, pk=None):
+    return {
+        "task_id": pk,
+        "for_task": row["task_id"],
+        "seen": now,
+        "status": row["status"],
+        "progress": row["progress"],
+        "image_url": row["image_url"],
+        "via": via,
+    }
 
 
 def chunked(iterable, size):

@@ -28,7 +28,10 @@ def assert_mirrors(source, records):
         for field in ("action", "status", "prompt", "prompt_en", "description", "progress"):
             assert getattr(task, field) == getattr(typed, field)
         assert task.submitted == typed.submitted
+        assert task.started == typed.started
         assert task.finished == typed.finished
+        assert task.properties == typed.properties
+        assert task.progress_pct == typed.progress_pct
         assert task.image_url == typed.image_url
 
 
