@@ -1,11 +1,15 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from . import sync
+from .image_urls import image_lost, thumb_size, thumb_url
 from .models import (
     ApiToken,
     InvalidRecord,
@@ -133,10 +137,38 @@ class TaskEventInline(admin.TabularInline):
         return False
 
 
+class SubmittedFilter(admin.SimpleListFilter):
+    """Submitted within the last hour, day, week or month: a range on task_submitted_idx."""
+
+    title = "submitted"
+    parameter_name = "submitted"
+    WINDOWS = {
+        "1h": ("Last hour", timedelta(hours=1)),
+        "24h": ("Last 24 hours", timedelta(hours=24)),
+        "7d": ("Last 7 days", timedelta(days=7)),
+        "30d": ("Last 30 days", timedelta(days=30)),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.WINDOWS.items()] + [
+            ("older", "Older than 30 days")
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in self.WINDOWS:
+            return queryset.filter(submitted__gte=timezone.now() - self.WINDOWS[value][1])
+        if value == "older":
+            return queryset.filter(submitted__lt=timezone.now() - self.WINDOWS["30d"][1])
+        return queryset
+
+
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
-    list_display = ["task_id", "source", "action", "status", "progress", "submitted", "short"]
-    list_filter = ["status", "action", "source", "in_queue"]
+    list_display = ["thumbnail", "task_id", "source", "action", "status", "progress", "submitted"]
+    list_display += ["short"]
+    list_display_links = ["task_id"]
+    list_filter = ["status", "action", "source", SubmittedFilter, "in_queue"]
     search_fields = ["=task_id", "prompt"]
     date_hierarchy = None
     ordering = ["-submitted", "-id"]
@@ -152,6 +184,22 @@ class TaskAdmin(ReadOnlyAdmin):
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             qs = qs.defer("raw", "properties")
         return qs
+
+    @admin.display(description="image")
+    def thumbnail(self, obj):
+        if image_lost(obj):
+            return "lost"
+        url = thumb_url(obj)  # the archived thumbnail, else the proxy's http(s) link
+        if not url:
+            return "—"
+        w, h = thumb_size(obj) or (48, 48)
+        scale = 48 / max(w, h)
+        return format_html(
+            '<img src="{}" loading="lazy" width="{}" height="{}" alt="">',
+            url,
+            max(1, round(w * scale)),
+            max(1, round(h * scale)),
+        )
 
     @admin.display(description="prompt")
     def short(self, obj):

@@ -1,12 +1,507 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+"""Pages for people: overview, task list, gallery, detail, exports. All need a login."""
 
-from .models import Task
+import csv
+import json
+import re
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count, F, Q
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from . import search, stats, sync
+from .forms import RANGES, SORT_LABELS, SORTS, TaskFilterForm, duration_expression
+from .image_urls import image_lost, large_url, thumb_size, thumb_url
+from .models import Source, SyncRun, Task
+
+PAGE_SIZE = 50
+GALLERY_PAGE_SIZE = 60
+FACET_SAMPLE = 10_000  # facet counts look at the newest this many matching tasks
+SORT_WINDOW = 10_000  # sorting by finish time or duration looks at this many
+LIVE_MAX = 100  # tasks one live poll may ask for
+RECENT = 12  # tasks on the overview
+EXPORT_CHUNK = 2000
+# "/up 1700000000000001 U1", "/variation <id> V2", "/reroll <id>": the parent's id.
+PARENT_IN_DESCRIPTION = re.compile(
+    r"^/(?:up|variation|reroll|zoom|pan|action)\s+([0-9A-Za-z_.:-]{1,64})"
+)
+PARENT_WINDOW = timedelta(days=1)  # referencedMessageId is looked up this far back
+EXPORT_FIELDS = [
+    "source", "task_id", "action", "status", "progress", "prompt", "prompt_en",
+    "description", "fail_reason", "submitted", "started", "finished", "image_url",
+]  # fmt: skip
+
+
+# Pages
+
+
+@login_required
+def overview(request):
+    recent = decorate(list(Task.objects.for_list().order_by("-submitted", "-id")[:RECENT]))
+    ctx = {
+        "page": "overview",
+        "stats": stats.overview(),
+        "recent": recent,
+        "live_pks": [t.pk for t in recent if t.is_running],
+    }
+    return render(request, "tasks/overview.html", ctx)
+
+
+@login_required
+def task_list(request):
+    return list_page(request, "tasks/list.html", PAGE_SIZE, "list")
+
+
+@login_required
+def gallery(request):
+    return list_page(request, "tasks/gallery.html", GALLERY_PAGE_SIZE, "gallery")
+
+
+def list_page(request, template, size, page):
+    form = TaskFilterForm(request.GET)
+    values = form.values
+    qs = form.filter(Task.objects.for_list())
+    if page == "gallery":
+        qs = qs.exclude(image_url="", thumb_file="")
+    rows, next_cursor = keyset_page(qs, values["sort"], request.GET.get("cursor"), size)
+    decorate(rows)
+    statuses, actions, capped = facet_counts(form, request)
+    ctx = {
+        "page": page,
+        "form": form,
+        "values": values,
+        "tasks": rows,
+        "next_cursor": next_cursor,
+        "is_first_page": not request.GET.get("cursor"),
+        "statuses": statuses,
+        "actions": actions,
+        "facets_capped": capped,
+        "facet_sample": FACET_SAMPLE,
+        "sort_window": SORT_WINDOW if SORTS[values["sort"]][0] != "submitted" else None,
+        "sources": Source.objects.order_by("name").values_list("name", flat=True),
+        "ranges": [(key, label) for key, (_, label) in RANGES.items()],
+        "sorts": list(SORT_LABELS.items()),
+        "live_pks": [t.pk for t in rows if not t.is_finished][:LIVE_MAX],
+        "export_query": url_without(request)[1:],
+        "any_time_url": url_without(request, "range", "submitted_after", "submitted_before"),
+    }
+    return render(request, template, ctx)
+
+
+@login_required
+def list_live(request):
+    """The rows of unfinished tasks, for the list's poll (htmx, every 2 s)."""
+    pks = [int(v) for v in request.GET.getlist("pk")[:LIVE_MAX] if v.isdigit()]
+    tasks = decorate(list(Task.objects.for_list().filter(pk__in=pks).order_by("-submitted", "-id")))
+    ctx = {
+        "tasks": tasks,
+        "live_pks": [t.pk for t in tasks if not t.is_finished],
+        "view": request.GET.get("view", "list"),
+    }
+    return render(request, "tasks/_live_rows.html", ctx)
 
 
 @login_required
 def task_detail(request, task_id):
-    # Replaced by the dashboard's detail page; kept so get_absolute_url resolves.
-    task = get_object_or_404(Task, task_id=task_id)
-    return HttpResponse(task.task_id, content_type="text/plain")
+    task, others = find_task(request, task_id)
+    raw = parse_raw(task.raw)
+    secrets = secret_values()
+    ctx = {
+        "page": "detail",
+        "task": decorate([task])[0],
+        "others": others,
+        "raw_pretty": redact(json.dumps(raw, indent=2, ensure_ascii=False), secrets),
+        "properties": [(key, redact(text, secrets)) for key, text in as_text(task.properties)],
+        "final_prompt": final_prompt(task),
+        "buttons": buttons(raw),
+        "extra_fields": [(key, redact(text, secrets)) for key, text in extra_fields(raw)],
+        "events": timeline(task),
+        "parent": parent_of(task),
+        "children": children_of(task),
+        "can_refresh": request.user.has_perm("tasks.change_task"),
+    }
+    return render(request, "tasks/detail.html", ctx)
+
+
+@login_required
+def detail_live(request, task_id):
+    """The changing part of the detail page, for its poll while the task runs."""
+    task, _others = find_task(request, task_id)
+    ctx = {"task": decorate([task])[0], "events": timeline(task)}
+    return render(request, "tasks/_detail_live.html", ctx)
+
+
+@login_required
+@require_POST
+@permission_required("tasks.change_task", raise_exception=True)
+def refresh(request, task_id):
+    task, _others = find_task(request, task_id)
+    # Through the sync, never the client: the same rules (no going backwards) apply.
+    run = sync.refresh_tasks(task.source, [task.task_id])
+    if run.outcome == SyncRun.Outcome.OK:
+        if run.updated:
+            messages.success(request, _("Refreshed from the proxy: the task changed."))
+        else:
+            messages.info(request, _("Refreshed from the proxy: nothing new."))
+    else:
+        messages.error(request, _("The proxy could not be asked: %(error)s") % {"error": run.error})
+    return redirect(task.get_absolute_url())
+
+
+# Exports: the filtered list, any size, streamed
+
+
+@login_required
+def export_csv(request):
+    form = TaskFilterForm(request.GET)
+    rows = export_rows(form)
+
+    def lines():
+        writer = csv.writer(Echo())
+        yield "\ufeff" + writer.writerow(EXPORT_FIELDS)  # BOM: spreadsheets read UTF-8
+        for task in rows:
+            yield writer.writerow([neutralise(value) for value in export_values(task)])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="tasks.csv"'
+    return response
+
+
+@login_required
+def export_jsonl(request):
+    form = TaskFilterForm(request.GET)
+    rows = export_rows(form, raw=True)
+    secrets = secret_values()
+
+    def lines():
+        for task in rows:
+            # The record exactly as the proxy sent it, wrapped with the source's name.
+            record = redact(task.raw, secrets)
+            yield f'{{"source":{json.dumps(task.source.name)},"task":{record}}}\n'
+
+    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="tasks.jsonl"'
+    return response
+
+
+class Echo:
+    def write(self, value):
+        return value
+
+
+def export_rows(form, raw=False):
+    key, desc = SORTS[form.values["sort"]]
+    qs = form.filter(Task.objects.select_related("source"))
+    if key == "duration":
+        qs = qs.annotate(duration=duration_expression())
+    fields = ["source__name"] + [f for f in EXPORT_FIELDS if f != "source"]
+    qs = qs.only(*fields, *(["raw"] if raw else []))
+    order = [order_by(key, desc, nulls_last=True), order_by("id", desc)]
+    return qs.order_by(*order).iterator(chunk_size=EXPORT_CHUNK)
+
+
+def export_values(task):
+    out = [task.source.name]
+    for name in EXPORT_FIELDS[1:]:
+        value = getattr(task, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        out.append("" if value is None else value)
+    return out
+
+
+def neutralise(value):
+    # A cell starting with = + - @ (or a tab or CR) is a formula to a spreadsheet.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def url_without(request, *names, drop=None):
+    """ "?query" of this request without the cursor, the named parameters, and one
+    (name, value) pair `drop`: filter links start again from the first page."""
+    params = [
+        (k, v)
+        for k, values in request.GET.lists()
+        if k != "cursor" and k not in names
+        for v in values
+        if (k, v) != drop
+    ]
+    return "?" + urlencode(params)
+
+
+# Keyset pagination: WHERE (key, id) beyond the cursor, never OFFSET, never COUNT(*).
+
+
+def order_by(key, desc, nulls_last=False):
+    expr = F(key)
+    if nulls_last:
+        return expr.desc(nulls_last=True) if desc else expr.asc(nulls_last=True)
+    return expr.desc() if desc else expr.asc()
+
+
+def keyset_page(qs, sort, cursor, size):
+    """One page of `size` rows after `cursor`, and the cursor of the next page (or None).
+
+    Rows whose key is NULL (no submit time, unfinished for the finish and duration sorts)
+    come after all others, ordered by id: a second phase of the same keyset, so both
+    databases order them alike and each phase is served by an index range.
+    """
+    key, desc = SORTS[sort]
+    if key != "submitted":
+        # No index serves finish time or duration: they sort the newest SORT_WINDOW
+        # matching tasks (by submit time, which the index serves), not the whole table.
+        newest = qs.order_by("-submitted", "-id").values("pk")[:SORT_WINDOW]
+        qs = qs.filter(pk__in=newest)
+    if key == "duration":
+        qs = qs.annotate(duration=duration_expression())
+    phase, value, last_id = parse_cursor(cursor, key)
+    rows = []
+    if phase == 0:
+        page = qs.filter(**{f"{key}__isnull": False})
+        if value is not None:
+            page = page.filter(beyond(key, desc, value, last_id))
+        rows = list(page.order_by(order_by(key, desc), order_by("id", desc))[: size + 1])
+        last_id = None
+    if len(rows) <= size:
+        tail = qs.filter(**{f"{key}__isnull": True})
+        if last_id is not None:
+            tail = tail.filter(**{"id__lt" if desc else "id__gt": last_id})
+        rows += list(tail.order_by(order_by("id", desc))[: size + 1 - len(rows)])
+    if len(rows) <= size:
+        return rows, None
+    rows = rows[:size]
+    return rows, make_cursor(rows[-1], key)
+
+
+def beyond(key, desc, value, last_id):
+    # (key, id) < (value, last_id), written so the key's own range bounds the scan.
+    op, strict = ("lte", "lt") if desc else ("gte", "gt")
+    return Q(**{f"{key}__{op}": value}) & (
+        Q(**{f"{key}__{strict}": value}) | Q(**{f"id__{strict}": last_id})
+    )
+
+
+def make_cursor(task, key):
+    value = getattr(task, key)
+    if value is None:
+        return f"n~~{task.pk}"
+    if isinstance(value, timedelta):
+        return f"k~{value // timedelta(microseconds=1)}~{task.pk}"
+    return f"k~{value.isoformat()}~{task.pk}"
+
+
+def parse_cursor(cursor, key):
+    """(phase, key value, id) from a cursor; a broken one starts from the first page."""
+    try:
+        kind, value, pk = (cursor or "").split("~")
+        pk = int(pk)
+        if kind == "n":
+            return 1, None, pk
+        if kind == "k":
+            if key == "duration":
+                return 0, timedelta(microseconds=int(value)), pk
+            moment = parse_datetime(value)
+            if moment is not None:
+                return 0, moment, pk
+    except (ValueError, OverflowError):
+        pass
+    return 0, None, None
+
+
+# Facets: one GROUP BY (status, action) over the newest FACET_SAMPLE matching tasks,
+# filtered by everything but status and action themselves.
+
+
+def facet_counts(form, request):
+    values = form.values
+    base = form.filter(Task.objects.all(), facets=False)
+    sample = base.order_by("-submitted", "-id").values("pk")[:FACET_SAMPLE]
+    pairs = (
+        Task.objects.filter(pk__in=sample)
+        .values_list("status", "action")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    chosen_status, chosen_action = set(values["status"]), set(values["action"])
+    statuses, actions, total = {}, {}, 0
+    for status, action, n in pairs:
+        total += n
+        if not chosen_action or action in chosen_action:
+            statuses[status] = statuses.get(status, 0) + n
+        if not chosen_status or status in chosen_status:
+            actions[action] = actions.get(action, 0) + n
+    for chosen, counts in ((chosen_status, statuses), (chosen_action, actions)):
+        for value in chosen:
+            counts.setdefault(value, 0)
+    return (
+        chips(request, "status", statuses, chosen_status),
+        chips(request, "action", actions, chosen_action),
+        total >= FACET_SAMPLE,
+    )
+
+
+def chips(request, name, counts, chosen):
+    out = []
+    for value, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        selected = value in chosen
+        url = url_without(request, drop=(name, value))
+        if not selected:
+            url += ("&" if len(url) > 1 else "") + urlencode({name: value})
+        out.append(
+            {"value": value, "label": value or "—", "n": n, "selected": selected, "url": url}
+        )
+    return out
+
+
+# What a row or the detail page shows
+
+
+def decorate(tasks):
+    """Give each task what its templates show: image links, state, duration. No queries."""
+    now = timezone.now()
+    for task in tasks:
+        task.thumb = thumb_url(task, now)
+        task.large = large_url(task, now) or task.thumb
+        task.size = thumb_size(task) or (160, 160)
+        task.lost = image_lost(task)
+        # A link we may not show any more (expired, or not http) and no copy of it.
+        task.expired = not task.thumb and not task.lost and bool(task.image_url)
+        task.is_running = not task.is_finished
+        task.queue_wait = span(task.submitted, task.started)
+        task.run_time = span(task.started, task.finished)
+        task.excerpt = (task.prompt or task.description or "")[:160]
+    return tasks
+
+
+def span(start, end):
+    if start and end and end >= start:
+        return end - start
+    return None
+
+
+def find_task(request, task_id):
+    tasks = list(
+        Task.objects.select_related("source").filter(task_id=task_id).order_by("source__name")
+    )
+    if not tasks:
+        raise Http404("No such task")
+    wanted = request.GET.get("source") or request.POST.get("source")
+    task = tasks[0]
+    if wanted:
+        task = next((t for t in tasks if t.source.name == wanted), None)
+        if task is None:
+            raise Http404("No such task in that source")
+    return task, [t.source.name for t in tasks if t is not task]
+
+
+def parse_raw(text):
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return text
+    return value
+
+
+def secret_values():
+    # What must never reach a page: each source's secret and notify-hook token (the
+    # proxy echoes notifyHook, which holds the token, in every record it sends).
+    found = []
+    for secret, token in Source.objects.values_list("secret", "hook_token"):
+        found += [v for v in (secret, token) if v and len(v) >= 6]
+    return found
+
+
+def redact(text, secrets):
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, "•••")
+    return text
+
+
+def final_prompt(task):
+    value = (task.properties or {}).get("finalPrompt")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if value.strip() in (task.prompt_en.strip(), task.prompt.strip()):
+        return None  # nothing the page does not show already
+    return value
+
+
+def buttons(raw):
+    items = raw.get("buttons") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        return []
+    out = []
+    for item in items[:40]:
+        if isinstance(item, dict):
+            label = " ".join(str(item.get(k) or "") for k in ("emoji", "label")).strip()
+            out.append({"label": label or "·", "custom_id": str(item.get("customId") or "")})
+    return out
+
+
+KNOWN_KEYS = {
+    "id", "properties", "action", "status", "prompt", "promptEn", "description", "state",
+    "submitTime", "startTime", "finishTime", "imageUrl", "progress", "failReason", "buttons",
+}  # fmt: skip
+
+
+def extra_fields(raw):
+    """The record's other fields (trueai sends ~80), as (name, text) pairs."""
+    if not isinstance(raw, dict):
+        return []
+    return [(k, v[:500]) for k, v in as_text(raw) if k not in KNOWN_KEYS]
+
+
+def as_text(mapping):
+    for key, value in (mapping or {}).items():
+        yield key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def timeline(task):
+    events = list(task.events.order_by("seen", "id"))
+    previous = task.first_seen
+    for event in events:
+        event.since_previous = span(previous, event.seen)
+        previous = event.seen
+    return events
+
+
+def parent_of(task):
+    match = PARENT_IN_DESCRIPTION.match(task.description or "")
+    if match and match.group(1) != task.task_id:
+        return Task.objects.for_list().filter(source=task.source, task_id=match.group(1)).first()
+    reference = (task.properties or {}).get("referencedMessageId")
+    if isinstance(reference, str) and reference and task.submitted:
+        # No index on properties: bounded to the day before the task, by submit time.
+        return (
+            Task.objects.for_list()
+            .filter(
+                source=task.source,
+                submitted__gte=task.submitted - PARENT_WINDOW,
+                submitted__lte=task.submitted,
+                properties__messageId=reference,
+            )
+            .exclude(pk=task.pk)
+            .first()
+        )
+    return None
+
+
+def children_of(task):
+    # Tasks whose command names this one ("/up <id> U1"), found through the search index.
+    return list(
+        Task.objects.for_list()
+        .filter(source=task.source)
+        .filter(search.text_filter(task.task_id, match_id=False))
+        .filter(description__contains=task.task_id)
+        .exclude(pk=task.pk)
+        .order_by("submitted", "id")[:24]
+    )

@@ -1,0 +1,76 @@
+// mjsite's own script: no inline scripts anywhere (the pages are ready for a strict CSP).
+(function () {
+  "use strict";
+
+  // Selects and radios marked data-autosubmit send their form on change.
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("[data-autosubmit]") && el.form) {
+      if (el.form.requestSubmit) el.form.requestSubmit(); else el.form.submit();
+    }
+  });
+
+  // The lightbox: click a thumbnail to see it large; arrows page through the list.
+  var box = null, img, caption, links = [], index = 0;
+
+  function setup() {
+    box = document.getElementById("lightbox");
+    if (!box) return false;
+    img = box.querySelector("img");
+    caption = box.querySelector("figcaption");
+    box.querySelector(".lb-close").addEventListener("click", close);
+    box.querySelector(".lb-prev").addEventListener("click", function () { show(index - 1); });
+    box.querySelector(".lb-next").addEventListener("click", function () { show(index + 1); });
+    box.addEventListener("click", function (event) { if (event.target === box) close(); });
+    return true;
+  }
+
+  function show(i) {
+    if (!links.length) return;
+    index = (i + links.length) % links.length;
+    var link = links[index];
+    img.src = link.getAttribute("href");
+    img.alt = link.querySelector("img") ? link.querySelector("img").alt : "";
+    caption.textContent = link.getAttribute("data-caption") || "";
+    var detail = link.getAttribute("data-detail");
+    if (detail) {
+      var a = document.createElement("a");
+      a.href = detail;
+      a.textContent = " ›";
+      caption.appendChild(a);
+    }
+    var single = links.length < 2;
+    box.querySelector(".lb-prev").hidden = single;
+    box.querySelector(".lb-next").hidden = single;
+  }
+
+  function open(link) {
+    if (!box && !setup()) return;
+    links = Array.prototype.slice.call(document.querySelectorAll("a[data-lightbox]"));
+    box.hidden = false;
+    document.body.style.overflow = "hidden";
+    show(Math.max(0, links.indexOf(link)));
+    box.querySelector(".lb-close").focus();
+  }
+
+  function close() {
+    if (!box) return;
+    box.hidden = true;
+    img.removeAttribute("src");
+    document.body.style.overflow = "";
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-lightbox]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    open(link);
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (!box || box.hidden) return;
+    if (event.key === "Escape") close();
+    else if (event.key === "ArrowLeft") show(index - 1);
+    else if (event.key === "ArrowRight") show(index + 1);
+  });
+})();

@@ -1,0 +1,52 @@
+"""Small formatting filters for the pages."""
+
+from datetime import timedelta
+
+from django import template
+from django.utils.translation import gettext as _
+
+register = template.Library()
+
+STATUS_CLASSES = {
+    "SUCCESS": "ok",
+    "FAILURE": "bad",
+    "CANCEL": "muted",
+    "IN_PROGRESS": "run",
+    "SUBMITTED": "wait",
+    "NOT_START": "wait",
+    "MODAL": "wait",
+}
+
+
+@register.filter
+def status_class(status):
+    return STATUS_CLASSES.get(status, "other")
+
+
+@register.filter
+def duration(value):
+    """A timedelta as people read it: 362 ms, 48 s, 3 min 5 s, 2 h 10 min, 3 d 4 h."""
+    if not isinstance(value, timedelta):
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 0:
+        return ""
+    if seconds < 1:
+        return _("%(n)d ms") % {"n": round(seconds * 1000)}
+    if seconds < 60:
+        return _("%(n)s s") % {"n": f"{seconds:.1f}".rstrip("0").rstrip(".")}
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return _("%(m)d min %(s)d s") % {"m": minutes, "s": sec}
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
+    days, hours = divmod(hours, 24)
+    return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
+
+
+@register.filter
+def percent(value, digits=1):
+    if value is None:
+        return "—"
+    return f"{value * 100:.{int(digits)}f}%"
