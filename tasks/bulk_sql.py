@@ -26,9 +26,15 @@ TASK_FIELDS = fields_of(Task)
 EVENT_FIELDS = fields_of(TaskEvent)
 
 
+# Values for the columns a sync row does not set (the archive's, mostly). Fields
+# with a callable default (times, properties) are always set by the sync.
+TASK_DEFAULTS = {
+    f.attname: f.get_default() for f in TASK_FIELDS if not (f.has_default() and callable(f.default))
+}
+
+
 def task_defaults():
-    """Values for the columns a sync row does not set (the archive's, mostly)."""
-    return {f.attname: f.get_default() for f in TASK_FIELDS}
+    return dict(TASK_DEFAULTS)
 
 
 def adapter(field, vendor):

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 def is_web_url(url):
     """Only http(s) image URLs are ever fetched or shown."""
-    if not url or not isinstance(url, str):
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
         return False
     try:
         parts = urlsplit(url.strip())
@@ -17,7 +17,7 @@ def is_web_url(url):
 
 def link_expiry(url):
     """When a signed Discord-style link dies: its `ex` parameter, hex epoch seconds."""
-    if not is_web_url(url):
+    if "ex=" not in url or not is_web_url(url):
         return None
     try:
         values = parse_qs(urlsplit(url).query).get("ex")
