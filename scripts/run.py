@@ -51,7 +51,7 @@ def ensure_admin():
         "if U.objects.filter(username='admin').exists(): sys.exit(3)\n"
         f"U.objects.create_superuser('admin', 'admin@localhost', {password!r})\n"
     )
-    result = subprocess.run([PY, "manage.py", "shell", "-c", code], cwd=ROOT)
+    result = subprocess.run([PY, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT)
     if result.returncode == 0:
         PASSWORD_FILE.write_text(password + "\n")
         PASSWORD_FILE.chmod(0o600)
