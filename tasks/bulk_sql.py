@@ -11,7 +11,7 @@ which SQLite (3.35+) and PostgreSQL both understand.
 import json
 from datetime import UTC
 
-from django.db import connection, models
+from django.db import IntegrityError, connection, models
 
 from .models import Task, TaskEvent
 
@@ -68,7 +68,8 @@ def insert(model, fields, rows, conflict=None, update=(), returning=False):
             f"{quote(by_name[name].column)} = excluded.{quote(by_name[name].column)}"
             for name in update
         )
-        tail = f" ON CONFLICT ({targets}) DO UPDATE SET {sets}"
+        action = f"DO UPDATE SET {sets}" if update else "DO NOTHING"
+        tail = f" ON CONFLICT ({targets}) {action}"
     if returning:
         tail += " RETURNING " + ", ".join(quote(c) for c in returning)
     limit = connection.features.max_query_params or 65535
@@ -89,6 +90,21 @@ def insert(model, fields, rows, conflict=None, update=(), returning=False):
             if returning:
                 result.extend(cursor.fetchall())
     return result
+
+
+def create_tasks(rows):
+    """Insert new task rows; return {task_id: pk}, or raise IntegrityError when another
+    writer created one of them since we looked (the caller decides that batch again)."""
+    returned = insert(
+        Task,
+        TASK_FIELDS,
+        rows,
+        conflict=["source_id", "task_id"],
+        returning=["id", "task_id"],
+    )
+    if len(returned) != len(rows):
+        raise IntegrityError("a task of this batch was created by another writer meanwhile")
+    return {task_id: pk for pk, task_id in returned}
 
 
 def upsert_tasks(rows, update):

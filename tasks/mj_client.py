@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import tempfile
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -38,6 +39,40 @@ class NoSuchEndpoint(ProxyError):
     """The proxy does not serve this endpoint (404, or an HTML page)."""
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def is_read_timeout(exc):
+    # urllib3 reports a read timeout, under its retry wrapper or mid-body, as a
+    # connection error whose cause is a ReadTimeoutError.
+    while exc is not None:
+        if isinstance(exc, ReadTimeoutError | requests.exceptions.ReadTimeout):
+            return True
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, ReadTimeoutError):
+            return True
+        exc = exc.__context__
+    return False
+
+
+class ProxySession(requests.Session):
+    """A session that never sends the proxy's secret to another host on a redirect.
+
+    requests strips only Authorization when a redirect leaves the host; the
+    secret may travel in any header (mj-api-secret by default).
+    """
+
+    def __init__(self, secret_headers):
+        super().__init__()
+        self.secret_headers = list(secret_headers)
+
+    def rebuild_auth(self, prepared_request, response):
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.secret_headers:
+                prepared_request.headers.pop(name, None)
+
+
 def redact(url):
     """The URL without any user:password part, for messages."""
     parts = urlsplit(url)
@@ -61,7 +96,7 @@ class ProxyClient:
         self.timeout = (connect_timeout, read_timeout)
         self.max_body = max_body_mb * 1024 * 1024
         self.max_body_mb = max_body_mb
-        self.session = requests.Session()
+        self.session = ProxySession(secret_headers=headers or {})
         self.session.headers.update({"Accept": "application/json", **(headers or {})})
         retry = Retry(
             total=retries,
@@ -157,9 +192,7 @@ class ProxyClient:
         except requests.exceptions.RetryError as exc:
             raise ProxyError(f"{where} kept failing after retries: {exc}") from exc
         except requests.exceptions.ConnectionError as exc:
-            # urllib3 reports a read timeout under its retry wrapper as a connection error.
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            if isinstance(reason, ReadTimeoutError):
+            if is_read_timeout(exc):
                 raise self.read_timeout(where) from exc
             raise ProxyError(
                 f"cannot connect to {where}: check that the proxy runs and the source's URL"
@@ -181,9 +214,11 @@ class ProxyClient:
             response.close()
             raise NoSuchEndpoint(f"404 from {where}: this server has no such endpoint", 404)
         if status == 429:
-            wait = response.headers.get("Retry-After")
+            wait = CONTROL.sub("", response.headers.get("Retry-After", ""))[:40].strip()
             response.close()
-            hint = f" (it asks to wait {wait} s)" if wait else ""
+            hint = ""
+            if wait:
+                hint = f" (it asks to wait {wait} s)" if wait.isdigit() else f" (until {wait})"
             raise ProxyError(f"429 from {where}: the proxy is rate limiting us{hint}", 429)
         if status >= 400:
             body = self.read_body(response, url, limit=2000, partial=True)
@@ -216,6 +251,8 @@ class ProxyClient:
                     self.too_large(url)
                 chunks.append(chunk)
         except requests.exceptions.RequestException as exc:
+            if is_read_timeout(exc):
+                raise self.read_timeout(redact(url)) from exc
             raise ProxyError(f"{redact(url)} broke off while sending its answer: {exc}") from exc
         finally:
             response.close()
@@ -236,6 +273,8 @@ class ProxyClient:
                 spool.write(chunk)
         except requests.exceptions.RequestException as exc:
             spool.close()
+            if is_read_timeout(exc):
+                raise self.read_timeout(redact(url)) from exc
             raise ProxyError(
                 f"{redact(url)} broke off after {size:,} bytes: {exc.__class__.__name__}"
             ) from exc
@@ -268,6 +307,8 @@ class ProxyClient:
             raise ProxyError(f"{where} returned text that is not UTF-8: {exc}") from exc
         except ValueError as exc:  # JSONDecodeError included
             raise ProxyError(f"{where} returned broken JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ProxyError(f"{where} returned JSON nested too deeply to read") from exc
         return None
 
     def get_json_array(self, method, url, **kwargs):
@@ -287,5 +328,6 @@ class ProxyClient:
 
     @staticmethod
     def excerpt(body, size=200):
-        text = body[:size].decode("utf-8", "replace").strip() or "(empty body)"
+        # Control characters (a NUL above all) have no place in a message or a database.
+        text = CONTROL.sub(" ", body[:size].decode("utf-8", "replace")).strip() or "(empty body)"
         return text + ("…" if len(body) > size else "")

@@ -225,7 +225,7 @@ def parse_progress(value):
         raise InvalidRecord("progress is a boolean")
     if isinstance(value, int | float):
         pct = value if 0 <= value <= 100 else None
-        return str(value), None if pct is None else int(pct)
+        return str(value)[:MAX_SHORT_TEXT], None if pct is None else int(pct)
     if not isinstance(value, str):
         raise InvalidRecord(f"progress is {json_type(value)}, not a string")
     text = clean_text(value)[:MAX_SHORT_TEXT]

@@ -18,7 +18,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from . import bulk_sql, records
@@ -111,34 +110,48 @@ class PassSkipped(Exception):
 def sync_source(source, full=False, wait_seconds=0):
     """Run one pass for a source and return its SyncRun (outcome ok, failed or skipped)."""
     kind = SyncRun.Kind.FULL if full else SyncRun.Kind.LIGHT
-    run = SyncRun.objects.create(source=source, kind=kind)
     owner = uuid.uuid4().hex
     if not claim_lease(source, owner, wait_seconds):
-        run.outcome = SyncRun.Outcome.SKIPPED
-        run.error = (
-            "another pass of this source is still running (sync_tasks --wait sets how long to wait)"
-        )
-        run.ended = timezone.now()
-        run.save()
         log.info("%s: skipped, another pass is running", source.name)
-        return run
+        return SyncRun.objects.create(
+            source=source,
+            kind=kind,
+            outcome=SyncRun.Outcome.SKIPPED,
+            error="another pass of this source is still running "
+            "(sync_tasks --wait sets how long to wait)",
+            ended=timezone.now(),
+        )
+    try:
+        run = SyncRun.objects.create(source=source, kind=kind)  # started once it holds the lease
+
+        def work(counts):
+            with client_for(source) as client:
+                Pass(source, client, run, counts, owner).execute(full)
+
+        return record_run(run, work)
+    finally:
+        release_lease(source, owner)
+
+
+def record_run(run, work):
+    """Run work(counts) and record its outcome, counts and error on the SyncRun."""
     counts = Counts()
     try:
-        with client_for(source) as client:
-            Pass(source, client, run, counts, owner).execute(full)
+        work(counts)
         run.outcome = SyncRun.Outcome.OK
     except ProxyError as exc:
         run.outcome = SyncRun.Outcome.FAILED
         run.error = str(exc)
-        log.warning("%s: %s pass failed: %s", source.name, kind, exc)
+        log.warning("%s: %s pass failed: %s", run.source.name, run.kind, exc)
     except Exception as exc:
         run.outcome = SyncRun.Outcome.FAILED
         run.error = f"internal error: {exc.__class__.__name__}: {exc}"
-        log.exception("%s: %s pass crashed", source.name, kind)
+        log.exception("%s: %s pass crashed", run.source.name, run.kind)
     finally:
-        release_lease(source, owner)
         for f in fields(counts):
             setattr(run, f.name, getattr(counts, f.name))
+        # An error may quote what the proxy sent: no NUL (PostgreSQL refuses it), bounded.
+        run.error = run.error.replace("\x00", "")[:2000]
         run.ended = timezone.now()
         run.save()
     log.info("%s", run.summary())
@@ -169,22 +182,14 @@ def full_pass():
 
 def refresh_tasks(source, task_ids):
     """Fetch these tasks from the proxy now (the "refresh from proxy" buttons)."""
-    counts = Counts()
     run = SyncRun.objects.create(source=source, kind=SyncRun.Kind.LIGHT)
-    try:
+
+    def work(counts):
         with client_for(source) as client:
             for chunk in chunked(task_ids, IDS_PER_REQUEST):
-                items = client.list_by_condition(chunk)
-                counts.add(ingest(source, items, run=run)[0])
-        run.outcome = SyncRun.Outcome.OK
-    except ProxyError as exc:
-        run.outcome, run.error = SyncRun.Outcome.FAILED, str(exc)
-    finally:
-        for f in fields(counts):
-            setattr(run, f.name, getattr(counts, f.name))
-        run.ended = timezone.now()
-        run.save()
-    return run
+                counts.add(ingest(source, client.list_by_condition(chunk), run=run)[0])
+
+    return record_run(run, work)
 
 
 def client_for(source):
@@ -205,16 +210,29 @@ def claim_lease(source, owner, wait_seconds=0):
     deadline = timezone.now() + timedelta(seconds=wait_seconds)
     while True:
         now = timezone.now()
-        claimed = (
-            Source.objects.filter(pk=source.pk)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE_SECONDS))
-        )
-        if claimed == 1:
+        rows = Source.objects.filter(pk=source.pk)
+        until = now + timedelta(seconds=LEASE_SECONDS)
+        if rows.filter(lease_until__isnull=True).update(lease_owner=owner, lease_until=until):
+            return True
+        if rows.filter(lease_until__lt=now).update(lease_owner=owner, lease_until=until):
+            close_dead_runs(source, now)  # the lease ran out: its pass died
             return True
         if now >= deadline:
             return False
         time.sleep(1)
+
+
+def close_dead_runs(source, now):
+    """Mark the run of a pass that died holding the lease as failed (it stays 'running').
+
+    No other pass can be running now; a "refresh from proxy" run caught by this
+    writes its own outcome when it ends.
+    """
+    SyncRun.objects.filter(source=source, outcome=SyncRun.Outcome.RUNNING, started__lt=now).update(
+        outcome=SyncRun.Outcome.FAILED,
+        ended=now,
+        error="interrupted: the pass stopped without finishing, and the next one took over",
+    )
 
 
 def renew_lease(source, owner):
@@ -418,6 +436,9 @@ def write(source, received, typed, now, in_queue, via):
                 touch.append(task.pk)
             continue
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
+        if record.progress_pct is None and record.status == task.status:
+            # A word ("Stopped") keeps the last percentage, so a lower one cannot follow it.
+            row["progress_pct"] = task.progress_pct
         if in_queue is None:
             row["in_queue"] = task.in_queue and record.status not in FINISHED_STATUSES
         row["image_changed"] = record.image_url != task.image_url
@@ -430,11 +451,14 @@ def write(source, received, typed, now, in_queue, via):
             events.append(event_row(row, now, via, pk=task.pk))
         counts.updated += 1
 
-    pks = {}
+    # New rows are inserted, never upserted: a row another writer created since the
+    # read above must be decided again (IntegrityError: ingest retries the batch).
+    new = [row for row in upserts if "image_changed" not in row]
+    pks = bulk_sql.create_tasks(new) if new else {}
     for image_changed, update in ((True, UPSERT_FIELDS + IMAGE_FIELDS), (False, UPSERT_FIELDS)):
-        rows = [row for row in upserts if row.get("image_changed", True) == image_changed]
+        rows = [row for row in upserts if row.get("image_changed") is image_changed]
         if rows:
-            pks.update(bulk_sql.upsert_tasks(rows, update))
+            bulk_sql.upsert_tasks(rows, update)  # locked rows: the conflict is certain
     if touch:
         update = {"gone_since": None}
         if in_queue is not None:

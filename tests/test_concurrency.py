@@ -45,11 +45,6 @@ needs_postgresql = pytest.mark.skipif(
 )
 
 
-def expect_failure(request, reason):
-    """A strict xfail decided at run time: the test still runs, and must fail."""
-    request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 def rank_of(status, progress):
     return records.state_rank(status, records.parse_progress(progress)[1])
 
@@ -334,13 +329,6 @@ def test_hooks_racing_sync_passes_leave_every_task_at_its_furthest_state(start_s
 def test_two_writers_creating_one_task_keep_the_furthest_state(make_source, start_sim, request):
     # Forced interleaving: writer A has read "no such task" and is about to insert
     # SUBMITTED when writer B inserts SUCCESS and commits; then A goes on.
-    if ON_POSTGRESQL:
-        expect_failure(
-            request,
-            "sync.write() inserts a task it did not find with INSERT … ON CONFLICT DO UPDATE "
-            "(bulk_sql.upsert_tasks): a row created meanwhile by another writer is "
-            "overwritten without the stale check; PostgreSQL lets both writers through",
-        )
     source = make_source(start_sim("novicezk"))
     behind, ahead = versions_of("1700000000000901")[1], versions_of("1700000000000901")[-1]
     a_has_read, a_may_go, b_done = threading.Event(), threading.Event(), threading.Event()
@@ -380,14 +368,6 @@ def test_two_writers_creating_one_task_keep_the_furthest_state(make_source, star
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sync.sync_source() creates its SyncRun (started = now) before claim_lease() waits, "
-        "so a pass that waited for the lease seems to overlap the pass it waited for, and "
-        "its duration ('in N s') includes the wait"
-    ),
-)
 def test_a_pass_that_waited_for_the_lease_starts_when_it_got_it(start_sim, make_source):
     sim = start_sim("novicezk", tasks=5)
     source = make_source(sim)

@@ -180,13 +180,6 @@ def test_a_pass_killed_midway_leaves_a_consistent_mirror_that_the_next_pass_comp
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sync.claim_lease() takes over an expired lease but leaves the dead pass's SyncRun "
-        "'running' forever (no end, no error): sync health shows a pass that never ends"
-    ),
-)
 def test_the_run_of_a_killed_pass_is_closed_when_its_lease_is_taken_over(
     start_sim, make_source, fault_server
 ):

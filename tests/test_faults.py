@@ -158,13 +158,6 @@ def test_the_corpus_is_large_and_each_case_is_named_once():
 # Beyond the corpus: faults that need more than one answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "mj_client follows redirects (allow_redirects=True) and requests strips only "
-        "Authorization across hosts: the mj-api-secret header goes to the new host"
-    ),
-)
 def test_a_redirect_to_another_host_does_not_carry_the_secret(healthy, fault_server):
     sim, source = healthy
     elsewhere = FaultServer(upstream=sim.url).start()
@@ -286,13 +279,6 @@ def test_any_order_of_records_never_leaves_a_lower_state(sequence):
     assert records.state_rank(task.status, task.progress_pct)[0] == best
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "records.is_stale() is not transitive: a record without a number ('Stopped') is never "
-        "stale in the same state, and the record after it is compared with it alone"
-    ),
-)
 def test_progress_does_not_go_back_through_a_word():
     source = ordering_source()
     for progress in ("62%", "Stopped", "15%"):
