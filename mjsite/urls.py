@@ -9,5 +9,6 @@ urlpatterns = [
     path("mj/", include("tasks.api_urls")),
     path("hooks/", include("tasks.hook_urls")),
     path("media/", include("tasks.media_urls")),
+    path("", include("tasks.health_urls")),  # /healthz and /metrics
     path("", include("tasks.urls")),
 ]

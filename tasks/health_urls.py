@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics_view, name="metrics"),
+]

@@ -1,0 +1,98 @@
+"""Delete old tasks from the mirror. Never runs on its own: history is kept forever
+unless someone runs this (by hand or from cron).
+
+Deletes in batches, each in its own short transaction, so a purge of millions of rows
+never holds a lock for long, and a purge that is stopped halfway keeps what it did.
+A task's events go with it; its archived image files too, unless another task still
+uses the same (content-addressed) file.
+"""
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from tasks.archive import delete_file, is_preview_of
+from tasks.models import Task, TaskEvent
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete tasks submitted more than DAYS days ago (by first sight when the proxy "
+        "gave no submit time), in batches. Nothing is deleted unless this runs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+        parser.add_argument(
+            "--status",
+            action="append",
+            default=[],
+            help="only tasks in this status (repeat it, or separate by commas); default: any",
+        )
+        parser.add_argument("--source", help="only the tasks of this source (its name)")
+        parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+        parser.add_argument("--batch-size", type=int, default=1000, help="tasks per transaction")
+
+    def handle(self, *args, older_than, status, source, dry_run, batch_size, **options):
+        if older_than < 1:
+            raise CommandError("--older-than must be at least 1 day")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        statuses = sorted({s.strip() for arg in status for s in arg.split(",") if s.strip()})
+        cutoff = timezone.now() - timedelta(days=older_than)
+        # submitted: a range of task_submitted_idx; first_seen only for tasks without one.
+        old = Task.objects.filter(
+            Q(submitted__lt=cutoff) | Q(submitted__isnull=True, first_seen__lt=cutoff)
+        )
+        if statuses:
+            old = old.filter(status__in=statuses)
+        if source:
+            old = old.filter(source__name=source)
+        what = f"tasks submitted before {cutoff:%Y-%m-%d %H:%M} UTC"
+        if statuses:
+            what += f" with status {', '.join(statuses)}"
+        if source:
+            what += f" of source {source}"
+
+        if dry_run:
+            tasks = old.count()
+            events = TaskEvent.objects.filter(task__in=old).count()
+            self.stdout.write(f"would delete {tasks} {what} (and {events} events); dry run")
+            return
+
+        deleted_tasks = deleted_events = deleted_files = 0
+        while True:
+            with transaction.atomic():
+                rows = list(
+                    old.order_by("pk").values_list("pk", "image_file", "thumb_file")[:batch_size]
+                )
+                if not rows:
+                    break
+                pks = [pk for pk, _, _ in rows]
+                deleted_events += TaskEvent.objects.filter(task_id__in=pks).delete()[0]
+                deleted_tasks += Task.objects.filter(pk__in=pks).delete()[1].get("tasks.Task", 0)
+            deleted_files += self.delete_files(rows)
+            self.stdout.write(f"deleted {deleted_tasks} tasks so far")
+        self.stdout.write(
+            f"deleted {deleted_tasks} {what} "
+            f"(and {deleted_events} events, {deleted_files} image files)"
+        )
+
+    def delete_files(self, rows):
+        # After the commit: a file is removed only once no row points at it.
+        names = {name: pk for pk, *files in rows for name in files if name}
+        if not names:
+            return 0
+        shared = [n for n, pk in names.items() if not is_preview_of(n, pk)]
+        in_use = set()
+        if shared:
+            used = Task.objects.filter(Q(image_file__in=shared) | Q(thumb_file__in=shared))
+            for image_file, thumb_file in used.values_list("image_file", "thumb_file"):
+                in_use.update((image_file, thumb_file))
+        gone = [name for name in names if name not in in_use]
+        for name in gone:
+            delete_file(name)
+        return len(gone)
