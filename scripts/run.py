@@ -101,7 +101,7 @@ def main():
     web = subprocess.Popen(
         [PY, "-m", "gunicorn", "mjsite.wsgi", "-b", f"127.0.0.1:{WEB_PORT}"]
         # No access log: hook URLs carry their token.
-        + ["--workers", "2", "--threads", "4"],
+        + ["--workers", "2", "--threads", "4", "--no-control-socket"],
         cwd=ROOT,
         env=env,
     )
