@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 from django import forms
@@ -20,6 +21,7 @@ from .models import (
     mask_secret,
     new_hook_token,
 )
+from .views import redact, secret_values
 
 
 class NoCountPaginator(Paginator):
@@ -72,6 +74,14 @@ class SourceAdmin(admin.ModelAdmin):
     readonly_fields += ["created"]
     actions = ["sync_now", "full_sync_now", "rotate_hook_token"]
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if not self.has_change_permission(request, obj):
+            # View-only (the "viewer" group) shows every field as text: never the stored
+            # secret, and not the hook path either, which is a credential to push records.
+            fields = [f for f in fields if f not in ("secret", "clear_secret", "hook")]
+        return fields
+
     @admin.display(description="notify-hook")
     def hook(self, obj):
         if not obj.pk:
@@ -83,7 +93,10 @@ class SourceAdmin(admin.ModelAdmin):
             path,
         )
 
-    @admin.action(description="Rotate the notify-hook token (the old URL stops working)")
+    @admin.action(
+        description="Rotate the notify-hook token (the old URL stops working)",
+        permissions=["change"],
+    )
     def rotate_hook_token(self, request, queryset):
         for source in queryset:
             source.hook_token = new_hook_token()
@@ -107,11 +120,11 @@ class SourceAdmin(admin.ModelAdmin):
                 request, run.summary() + (f": {run.error}" if run.error else ""), level
             )
 
-    @admin.action(description="Sync now (light pass)")
+    @admin.action(description="Sync now (light pass)", permissions=["change"])
     def sync_now(self, request, queryset):
         self.run_passes(request, queryset, full=False)
 
-    @admin.action(description="Sync now (full pass)")
+    @admin.action(description="Sync now (full pass)", permissions=["change"])
     def full_sync_now(self, request, queryset):
         self.run_passes(request, queryset, full=True)
 
@@ -177,7 +190,7 @@ class TaskAdmin(ReadOnlyAdmin):
     paginator = NoCountPaginator
     inlines = [TaskEventInline]
     actions = ["refresh_from_proxy"]
-    exclude = ["raw_hash"]
+    exclude = ["raw_hash", "raw", "properties"]  # raw and properties: shown redacted
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -206,7 +219,7 @@ class TaskAdmin(ReadOnlyAdmin):
         text = obj.prompt or obj.description
         return format_html("{}", text[:80] + ("…" if len(text) > 80 else ""))
 
-    @admin.action(description="Refresh from proxy")
+    @admin.action(description="Refresh from proxy", permissions=["change"])
     def refresh_from_proxy(self, request, queryset):
         by_source = {}
         for task in queryset.select_related("source"):
@@ -219,12 +232,24 @@ class TaskAdmin(ReadOnlyAdmin):
             )
 
     def has_change_permission(self, request, obj=None):
-        # The refresh action needs the changelist's action form; edits stay impossible
+        # The refresh action needs the changelist's action form, so those with
+        # tasks.change_task (not the "viewer" group) have it; edits stay impossible
         # because every field is read-only.
-        return request.user.is_staff
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "raw_hash"]
+        # raw and properties are shown redacted: proxies echo the notify-hook URL, whose
+        # path is the credential, in every record.
+        shown = {"raw": "raw_record", "properties": "properties_shown"}
+        return [shown.get(f.name, f.name) for f in self.model._meta.fields if f.name != "raw_hash"]
+
+    @admin.display(description="raw")
+    def raw_record(self, obj):
+        return redact(obj.raw or "", secret_values())
+
+    @admin.display(description="properties")
+    def properties_shown(self, obj):
+        return redact(json.dumps(obj.properties, ensure_ascii=False), secret_values())
 
 
 @admin.register(SyncRun)
@@ -242,6 +267,12 @@ class InvalidRecordAdmin(ReadOnlyAdmin):
     list_filter = ["source"]
     search_fields = ["=task_id"]
     ordering = ["-received"]
+    exclude = ["raw"]
+    readonly_fields = ["raw_record"]
+
+    @admin.display(description="raw")
+    def raw_record(self, obj):
+        return redact(obj.raw or "", secret_values())  # the notify-hook URL, as for tasks
 
 
 @admin.register(ApiToken)

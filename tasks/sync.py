@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000  # records per transaction: short enough not to hold SQLite's writer for long
 IDS_PER_REQUEST = 200  # ids per list-by-condition call
-LEASE_SECONDS = 300  # renewed every batch; a dead pass frees its source after this
 TRUEAI_LIST_SIZE = 100  # trueai's /list holds only the newest 100
 
 TYPED_FIELDS = [
@@ -211,7 +210,7 @@ def claim_lease(source, owner, wait_seconds=0):
     while True:
         now = timezone.now()
         rows = Source.objects.filter(pk=source.pk)
-        until = now + timedelta(seconds=LEASE_SECONDS)
+        until = now + timedelta(seconds=settings.MJ_SYNC_LEASE_SECONDS)
         if rows.filter(lease_until__isnull=True).update(lease_owner=owner, lease_until=until):
             return True
         if rows.filter(lease_until__lt=now).update(lease_owner=owner, lease_until=until):
@@ -236,7 +235,7 @@ def close_dead_runs(source, now):
 
 
 def renew_lease(source, owner):
-    until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    until = timezone.now() + timedelta(seconds=settings.MJ_SYNC_LEASE_SECONDS)
     renewed = Source.objects.filter(pk=source.pk, lease_owner=owner).update(lease_until=until)
     if renewed != 1:
         raise ProxyError("lost the source's sync lease to another pass; stopping this one")

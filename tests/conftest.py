@@ -17,10 +17,12 @@ def load_fixture(name):
 
 
 @pytest.fixture(autouse=True)
-def empty_cache():
-    # The overview's figures are cached; a test must not see the last test's.
+def empty_cache(settings):
+    # The overview's figures are cached; a test must not see the last test's. The cache
+    # is the process's own, never a Redis that REDIS_URL may name (others use it too).
     from django.core.cache import cache
 
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()
     yield
     cache.clear()

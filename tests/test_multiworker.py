@@ -42,19 +42,6 @@ COMPARE = os.getenv("MJ_MULTIWORKER_COMPARE", "").lower() in ("1", "true", "yes"
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# qcluster with a shorter sync lease, so a killed pass frees its source within the test.
-# The cluster forks its workers after this, so they inherit the patched module.
-QCLUSTER_WITH_LEASE = """
-import os, django
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mjsite.settings")
-django.setup()
-import tasks.sync
-if hasattr(tasks.sync, "LEASE_SECONDS"):
-    tasks.sync.LEASE_SECONDS = int(os.environ["TEST_LEASE_SECONDS"])
-from django.core.management import call_command
-call_command("qcluster")
-"""
-
 
 @pytest.fixture
 def backends():
@@ -99,11 +86,9 @@ class Cluster:
             LOG_LEVEL="INFO",  # django-q2 says "running." at INFO
         )
         if lease_seconds:
-            # MJ_SYNC_LEASE_SECONDS for when the lease is a setting; until then, the patch.
-            env["MJ_SYNC_LEASE_SECONDS"] = env["TEST_LEASE_SECONDS"] = str(lease_seconds)
-            cmd = [PY, "-c", QCLUSTER_WITH_LEASE]
-        else:
-            cmd = [PY, "manage.py", "qcluster"]
+            # A short lease, so a killed pass frees its source within the test.
+            env["MJ_SYNC_LEASE_SECONDS"] = str(lease_seconds)
+        cmd = [PY, "manage.py", "qcluster"]
         self.log = log_dir / f"qcluster-{uuid.uuid4().hex[:6]}.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
