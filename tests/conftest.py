@@ -103,3 +103,33 @@ def make_task(source, **overrides):
 
 def chromium_path():
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# Debian's Chromium, driven by Playwright (never its own browser download); without the
+# background-networking flags it keeps trying to reach the closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium; skipped loudly where there is none, a failure under CI=true."""
+    path = chromium_path()
+    if not path:
+        message = "NO CHROMIUM FOUND: browser tests not run (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -21,22 +21,12 @@ from django.urls import reverse
 from tasks.models import InvalidRecord, Source, SyncRun, Task
 from tasks.sync import ingest
 
-from .conftest import IN_CI, chromium_path
 from .xss_payloads import FIRED, IMAGE_URLS, MARKER, PAYLOADS, SCHEMES, groups, short
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM between browser steps
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "pw-xss-browser-123"
 GROUP_SIZE = 8  # payloads per field of a grouped task
 
@@ -95,22 +85,6 @@ INSPECT = r"""
   };
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if not path:
-        message = "NO CHROMIUM FOUND: browser tests not run (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Watch:
