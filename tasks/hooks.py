@@ -8,6 +8,7 @@ duplicated callback cannot undo a newer state.
 
 import logging
 
+from django.db import transaction
 from django.db.models import F
 from django.http import Http404, JsonResponse
 from django.utils import timezone
@@ -42,18 +43,16 @@ def receive(request, token):
             error = "body is not UTF-8"
         except ValueError as exc:
             error = f"body is not JSON: {exc}"
-    if error is None:
-        counts, ids = sync.ingest(source, [record], via="hook")
-        if counts.invalid:
-            error = source.invalid_records.latest("received").reason
+    # One transaction, one commit per callback: the record and the source's counters.
+    with transaction.atomic():
+        if error is None:
+            counts, ids = sync.ingest(source, [record], via="hook")
+            if counts.invalid:
+                error = source.invalid_records.latest("received").reason
+        counter = "hooks_invalid" if error else "hooks_received"
+        Source.objects.filter(pk=source.pk).update(**{counter: F(counter) + 1}, last_hook_at=now)
     if error is not None:
-        Source.objects.filter(pk=source.pk).update(
-            hooks_invalid=F("hooks_invalid") + 1, last_hook_at=now
-        )
         log.warning("%s: refused a hook callback: %s", source.name, error)
         return JsonResponse({"error": error}, status=400)
-    Source.objects.filter(pk=source.pk).update(
-        hooks_received=F("hooks_received") + 1, last_hook_at=now
-    )
     outcome = "created" if counts.created else "updated" if counts.updated else "ignored"
     return JsonResponse({"ok": True, "id": ids[0], "outcome": outcome})
