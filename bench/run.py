@@ -37,6 +37,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def run_json(script_and_args, env):
+    """Run a bench script; its figures are the JSON object on its last line of output."""
+    out = subprocess.run(
+        [PY, *script_and_args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def timed(cmd, env, label):
     """Run a command; return (wall seconds, peak RSS in MB, stdout)."""
     start = time.perf_counter()
@@ -117,16 +125,7 @@ def start_simulator(tasks, flavor="novicezk"):
 def sync_figures(db, sim_url, body_file, body_mb):
     """Figures 1-3: a full sync into an empty mirror, again unchanged, peak memory."""
     db.reset()
-    floor = json.loads(
-        subprocess.run(
-            [PY, "bench/floor.py", db.url, str(body_file)],
-            cwd=ROOT,
-            env=db.env(),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    floor = run_json(["bench/floor.py", db.url, str(body_file)], db.env())
     env = db.env(MJ_PROXY_URL=sim_url, MJ_API_SECRET=SECRET)
     cmd = [PY, "manage.py", "sync_tasks", "--full"]
     _, rss, out1 = timed(cmd, env, "first full sync")
@@ -248,15 +247,7 @@ def main():
         if not args.skip_pages:
             # The database still holds the light pass's args.rows tasks.
             say(f"[{vendor}] pages with {args.rows:,} tasks stored…")
-            out = subprocess.run(
-                [PY, "bench/pages.py"],
-                cwd=ROOT,
-                env=db.env(),
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            figures.update(json.loads(out.strip().splitlines()[-1]))
+            figures.update(run_json(["bench/pages.py"], db.env()))
 
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
