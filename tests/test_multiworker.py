@@ -109,6 +109,26 @@ class Cluster:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=30)
+        # Reaping the main process is not enough: a child may not have been scheduled to
+        # die yet, and a pusher still blocked in Redis BLPOP would take (and lose) the
+        # next task queued. Wait until no process of the group is alive.
+        deadline = time.monotonic() + 30
+        while group_alive(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # and for Redis to notice the closed connections
+
+
+def group_alive(pgid):
+    """Whether any process in the group is still running (zombies have closed their sockets)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 @pytest.fixture
