@@ -352,8 +352,9 @@ def ingest(source, items, run=None, in_queue=None, via="poll"):
         received.setdefault(got.task_id, []).append(got)
 
     # Only records whose text differs from what is stored are typed: an unchanged
-    # record costs a hash and a lookup.
-    before = stored_rows(source, received)
+    # record costs a hash and a lookup. A single record (a hook callback) skips this
+    # read: typing one record is cheaper than the query, and write() reads it anyway.
+    before = stored_rows(source, received) if len(received) > 1 else {}
     hashes = {task_id: row.raw_hash for task_id, row in before.items()}
     typed, keep = {}, {}
     for task_id, versions in received.items():
