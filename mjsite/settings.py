@@ -85,9 +85,12 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web app, the qcluster and a long sync share one file: WAL lets readers
     # go on during a write, IMMEDIATE takes the write lock up front (no upgrade
-    # deadlocks) and the timeout makes writers wait instead of failing.
+    # deadlocks) and the timeout makes writers wait instead of failing. A 64 MiB page
+    # cache per connection (SQLite's default is 2 MiB) keeps a million-row mirror's
+    # index pages in memory between statements.
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        "PRAGMA cache_size=-65536;",
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
     }
