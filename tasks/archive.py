@@ -143,7 +143,7 @@ def archive_pass(now=None, max_seconds=None, batch=None, workers=None):
 def due(now):
     """Pending tasks whose next try has come, in the order they should be copied."""
     return (
-        Task.objects.filter(image_state=ImageState.PENDING)
+        Task.objects.pending_images()
         .filter(Q(image_next_try__isnull=True) | Q(image_next_try__lte=now))
         .annotate(running=Case(When(status__in=FINISHED_STATUSES, then=Value(0)), default=Value(1)))
         .order_by(
@@ -166,7 +166,7 @@ def mark_lost(now):
         output_field=TextField(),
     )
     return (
-        Task.objects.filter(image_state=ImageState.PENDING, image_expires__lte=now)
+        Task.objects.pending_images().filter(image_expires__lte=now)
         .filter(Q(image_next_try__isnull=True) | Q(image_next_try__lte=now))
         .update(image_state=ImageState.LOST, image_next_try=None, image_error=message)
     )

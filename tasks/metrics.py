@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max
 from django.utils import timezone
 
-from .models import ImageState, Source, SyncRun, Task
+from .models import Source, SyncRun, Task
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def table_counts():
     rows = Task.objects.order_by().values_list("status").annotate(n=Count("pk"))
     counts = {
         "statuses": {status: n for status, n in rows},
-        "pending": Task.objects.filter(image_state=ImageState.PENDING).count(),
+        "pending": Task.objects.pending_images().count(),
     }
     if seconds > 0:
         try:
