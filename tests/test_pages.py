@@ -318,6 +318,22 @@ def test_status_and_action_chips_count_with_the_other_filters_applied(client, ta
     assert chip["selected"] and "action=IMAGINE" not in chip["url"]
 
 
+def test_chips_count_the_newest_matches_and_say_so_when_capped(client, tasks, monkeypatch):
+    monkeypatch.setattr(views, "FACET_SAMPLE", 3)
+    monkeypatch.setattr(views, "FACET_SAMPLE_TEXT", 2)
+    capped = client.get(reverse("tasks:list"))
+    assert sum(c["n"] for c in capped.context["statuses"]) == 3
+    assert capped.context["facets_capped"] and capped.context["facet_sample"] == 3
+    assert b"Counts are over the newest 3 matching tasks" in capped.content
+    searched = client.get(reverse("tasks:list") + "?q=" + next(iter(tasks)))
+    assert sum(c["n"] for c in searched.context["statuses"]) == 1  # the id matches one
+    assert not searched.context["facets_capped"]
+    monkeypatch.setattr(views, "FACET_SAMPLE", 100)
+    whole = client.get(reverse("tasks:list"))
+    assert sum(c["n"] for c in whole.context["statuses"]) == len(tasks)
+    assert not whole.context["facets_capped"]
+
+
 def test_it_filters_by_submit_time_with_dates_and_datetimes(client, tasks):
     # Task n was submitted at T0 + n minutes: 22:14:20 for n=1 ... 22:19:20 for n=6.
     after = client.get(reverse("tasks:list") + "?submitted_after=2023-11-14T22:16:00Z")
