@@ -61,10 +61,39 @@ def normalise(text):
     return " ".join(text.split())
 
 
+class IndexTable(dict):
+    """str.translate's table for the indexed form: a separator becomes a space, a CJK
+    character " c ", anything else itself. Filled a character at a time, as met."""
+
+    def __missing__(self, char):
+        text = chr(char)
+        if SEPARATORS.fullmatch(text):
+            value = " "
+        elif ONE_CJK.fullmatch(text):
+            value = f" {text} "
+        else:
+            value = char  # itself (None would delete it)
+        if len(self) < MAX_TABLE:  # a bound on what odd texts can make it hold
+            self[char] = value
+        return value
+
+
+MAX_TABLE = 100_000
+INDEX_TABLE = IndexTable()
+
+
+def index_form(text):
+    """normalise(text), the same words, with one str.translate instead of two regex passes
+    (a third of the time): the SQLite triggers call it for every task written."""
+    if not text:
+        return ""
+    return " ".join(text.lower().translate(INDEX_TABLE).split())
+
+
 def document(prompt, prompt_en, description, fail_reason):
     # The SQLite triggers call this (as tasks_search_text) with a task's four text columns.
     parts = (prompt, prompt_en, description, fail_reason)
-    return normalise(" ".join(part for part in parts if part))
+    return index_form(" ".join(part for part in parts if part))
 
 
 def query_parts(text):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from . import bulk_sql, records
@@ -404,6 +404,9 @@ def invalid_row(source, run, now, item, exc, text=None):
 
 
 def stored_rows(source, task_ids, lock=False):
+    if connection.vendor == "postgresql":
+        rows = bulk_sql.stored_tasks(source.pk, task_ids, STORED_FIELDS, lock=lock)
+        return {row[0]: Stored(*row) for row in rows}
     rows = Task.objects.filter(source=source, task_id__in=list(task_ids))
     if lock:
         rows = rows.select_for_update().order_by("task_id")  # one lock order: no deadlocks

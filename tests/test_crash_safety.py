@@ -1,7 +1,7 @@
 """A sync pass killed at any moment leaves the database consistent, and the next one finishes.
 
 `manage.py sync_tasks --full` runs as a real process against the test database and
-a simulator with 4,000 tasks (several seconds of work), and is SIGKILLed at different
+a simulator with 16,000 tasks (a few seconds of work), and is SIGKILLed at different
 moments: nothing half-written may remain, the dead pass keeps its lease until it
 runs out, and the next pass mirrors the proxy completely.
 """
@@ -29,7 +29,7 @@ from tasks.sync import sync_source
 from .faultserver import Reply, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-TASKS = 4_000  # a full pass from scratch: ~5 s on SQLite, ~10 s on PostgreSQL
+TASKS = 16_000  # a full pass from scratch: a few seconds on either database
 
 
 # Processes that share the test database
