@@ -10,18 +10,21 @@ from django.db import transaction
 from .models import Source
 
 SCHEDULES = {
-    # name: (function, minutes setting)
+    # name: (function, minutes: a setting's name or a number)
     "mjsite: light sync": ("tasks.sync.light_pass", "MJ_SYNC_MINUTES"),
     "mjsite: full sync": ("tasks.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
     "mjsite: image archive": ("tasks.archive.archive_pass", "MJ_ARCHIVE_MINUTES"),
+    # The overview refreshes the roll-up itself too; this keeps the work off its
+    # requests and recomputes a few hours each time (tasks/rollup.py's SWEEP).
+    "mjsite: overview roll-up": ("tasks.rollup.scheduled_refresh", 5),
 }
 
 
 def ensure_schedules():
     from django_q.models import Schedule
 
-    for name, (func, setting) in SCHEDULES.items():
-        minutes = max(1, int(getattr(settings, setting)))
+    for name, (func, every) in SCHEDULES.items():
+        minutes = max(1, int(getattr(settings, every) if isinstance(every, str) else every))
         with transaction.atomic():
             # Schedule.name is not unique in the database: keep the oldest row
             # of ours and drop any duplicates, so update_or_create cannot fail.

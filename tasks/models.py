@@ -177,6 +177,8 @@ class Task(models.Model):
             models.Index(
                 fields=["source", "submitted"], name="task_in_queue_idx", condition=Q(in_queue=True)
             ),
+            # The overview's roll-up (tasks/rollup.py): the hours of recently changed tasks.
+            models.Index(fields=["last_changed"], name="task_last_changed_idx"),
         ]
 
     def __str__(self):
@@ -256,6 +258,49 @@ class SyncRun(models.Model):
             f"created={self.created} updated={self.updated} unchanged={self.unchanged} "
             f"stale={self.stale} invalid={self.invalid} gone={self.gone}"
         )
+
+
+class HourlyCount(models.Model):
+    """How many tasks were submitted in one UTC hour, per source, status, action and
+    fail reason: the overview's figures (tasks/rollup.py), summed over hours instead of
+    counted over a month of tasks."""
+
+    REASON_LENGTH = 200  # fail reasons are grouped by their first 200 characters
+
+    hour = models.DateTimeField()  # the hour's start, UTC
+    # No index of its own: only deleting a source looks rows up by it (a scan of a
+    # table of a few thousand rows per day kept).
+    source = models.ForeignKey(Source, models.CASCADE, related_name="+", db_index=False)
+    status = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=REASON_LENGTH, blank=True)  # "" unless FAILURE
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # One row per combination, so two roll-ups of one hour cannot both count it;
+            # its leading hour serves the overview's range reads and the per-hour deletes.
+            models.UniqueConstraint(
+                fields=["hour", "source", "status", "action", "reason"],
+                name="hourlycount_hour_uniq",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.source_id} {self.status} {self.action} {self.n}"
+
+
+class RolledHour(models.Model):
+    """An hour whose HourlyCount rows are computed; an hour without a row is rolled
+    (again) by the next refresh. The current hour never has one."""
+
+    hour = models.DateTimeField(primary_key=True)  # the hour's start, UTC
+    # When the last refresh that looked for changed tasks had started, as of this hour's
+    # roll: the next one re-rolls the hours of tasks changed since (minus a margin).
+    computed = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 rolled {self.computed:%Y-%m-%d %H:%M:%S}"
 
 
 class InvalidRecord(models.Model):

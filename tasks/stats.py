@@ -1,26 +1,25 @@
-"""The overview's figures, aggregated in the database over a recent window.
+"""The overview's figures over a recent window.
 
-Every query is bounded: counts over the last WINDOW_DAYS (a range scan of
-task_submitted_idx), the hourly chart over the last HOURS, percentiles over the newest
-SAMPLE finished tasks. So the overview costs the same with a million tasks as with
-a hundred thousand, as long as the window holds what a proxy does in a month.
+Every query is bounded: counts, charts and fail reasons over the last WINDOW_DAYS come
+from the hourly roll-up (tasks/rollup.py, a row per hour and kind of task) plus the
+current hour counted live; percentiles over the newest SAMPLE tasks. So the overview
+costs about the same with a million tasks as with ten thousand.
 """
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.expressions import RawSQL
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from . import rollup
 from .models import FINISHED_STATUSES, Source, SyncRun, Task
 
-WINDOW_DAYS = 30
+WINDOW_DAYS = rollup.DAYS
 CACHE_KEY, CACHE_SECONDS = "mjsite:overview", 60
 HOURS = 48
 SAMPLE = 2500  # the newest tasks whose successes give the percentiles
@@ -58,7 +57,6 @@ def compute(now):
     # The window: the last WINDOW_DAYS calendar days, today included.
     first_day = timezone.localdate(now) - timedelta(days=WINDOW_DAYS - 1)
     since = timezone.make_aware(datetime.combine(first_day, time.min))
-    recent = Task.objects.filter(submitted__gte=since)
     sources = sources_with_health(now)
     by_source = {s.pk: SourceFigures(source=s) for s in sources}
     for s in sources:
@@ -66,18 +64,14 @@ def compute(now):
         by_source[s.pk].last_ok = s.last_ok
         by_source[s.pk].warning = s.warning
 
-    # One pass over the window gives the counts and the daily chart.
-    statuses, actions, days = Counter(), Counter(), defaultdict(lambda: [0, 0, 0])
-    groups = (
-        recent.annotate(day=bucket(since, 86400))
-        .values_list("day", "source_id", "status", "action")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for day, source_id, status, action, n in groups:
+    # Hourly counts (tasks/rollup.py) plus the current hour, live: a few thousand rows
+    # however many tasks the window holds.
+    rollup.refresh(at_most_every=timedelta(seconds=CACHE_SECONDS))
+    counts = rollup.read(since, chart_start(now), now, TOP_REASONS)
+    statuses, actions = Counter(), Counter()
+    for source_id, status, action, n in counts.by_kind:
         statuses[status] += n
         actions[action] += n
-        days[day][slot(status)] += n
         figures = by_source.get(source_id)
         if figures is not None:
             figures.total += n
@@ -86,18 +80,6 @@ def compute(now):
                 figures.finished += n
             if status == FAILURE:
                 figures.failed += n
-    daily = bars(
-        [(first_day + timedelta(days=i), *days.get(i, (0, 0, 0))) for i in range(WINDOW_DAYS)],
-        lambda d: date_format(d, "M j"),
-        every=5,
-    )
-
-    reasons = list(
-        recent.filter(status=FAILURE)
-        .values_list("fail_reason")
-        .annotate(n=Count("id"))
-        .order_by("-n", "fail_reason")[:TOP_REASONS]
-    )
 
     # The newest SAMPLE tasks by the list's own index, successes kept in Python: a
     # status filter in SQL would make SQLite walk the status index and sort instead.
@@ -125,13 +107,13 @@ def compute(now):
         "statuses": statuses.most_common(),
         "actions": actions.most_common(),
         "failure_rate": statuses[FAILURE] / finished if finished else None,
-        "reasons": reasons,
+        "reasons": counts.reasons,
         "queue_wait": percentiles(waits.get(None, [])),
         "run_time": percentiles(runs.get(None, [])),
         "sample_size": len(sample),
         "sources": list(by_source.values()),
-        "daily": daily,
-        "hourly": hourly_chart(now),
+        "daily": daily_chart(first_day, counts.by_day),
+        "hourly": hourly_chart(now, counts.by_hour),
     }
 
 
@@ -213,39 +195,35 @@ def slot(status):
     return 0 if status == SUCCESS else 1 if status == FAILURE else 2
 
 
-def bucket(start, seconds):
-    """The number of whole `seconds` between `start` and a task's submit time, in SQL.
+# Hours are UTC hours, so a local day or hour is a whole number of them only where
+# the offset from UTC is a whole number of hours. With a half-hour offset (India,
+# +5:30) each hour is counted in the local hour and day its start falls in: bars and
+# the window's start are off by half an hour. Days are 24-hour steps from the window's
+# first midnight, as they always were here: across a DST change they are an hour off.
 
-    TruncDate would call a Python function per row on SQLite (6 s for 500,000 rows);
-    julianday() and extract(epoch) are the databases' own arithmetic.
-    """
-    if connection.vendor == "sqlite":
-        # Stored as UTC text; julianday() counts days.
-        return RawSQL(  # noqa: S611 (constant SQL, bound parameters)
-            "CAST((julianday(submitted) - julianday(%s)) * %s AS INTEGER)",
-            [start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), 86400 / seconds],
-            output_field=IntegerField(),
-        )
-    return RawSQL(  # noqa: S611 (constant SQL, bound parameters)
-        "floor(extract(epoch FROM (submitted - %s)) / %s)::integer",
-        [start, seconds],
-        output_field=IntegerField(),
+
+def daily_chart(first_day, by_day):
+    days = defaultdict(lambda: [0, 0, 0])
+    for day, status, n in by_day:
+        days[day][slot(status)] += n
+    return bars(
+        [(first_day + timedelta(days=i), *days.get(i, (0, 0, 0))) for i in range(WINDOW_DAYS)],
+        lambda d: date_format(d, "M j"),
+        every=5,
     )
 
 
-def hourly_chart(now):
-    start = (timezone.localtime(now) - timedelta(hours=HOURS - 1)).replace(
+def chart_start(now):
+    """The first hour of the hourly chart, local."""
+    return (timezone.localtime(now) - timedelta(hours=HOURS - 1)).replace(
         minute=0, second=0, microsecond=0
     )
-    rows = (
-        Task.objects.filter(submitted__gte=start)
-        .annotate(slot=bucket(start, 3600))
-        .values_list("slot", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+
+
+def hourly_chart(now, by_hour):
+    start = chart_start(now)
     counts = defaultdict(lambda: [0, 0, 0])
-    for hour, status, n in rows:
-        counts[hour][slot(status)] += n
+    for hour, status, n in by_hour:
+        counts[(hour - start) // timedelta(hours=1)][slot(status)] += n
     buckets = [(start + timedelta(hours=i), *counts.get(i, (0, 0, 0))) for i in range(HOURS)]
     return bars(buckets, lambda h: timezone.localtime(h).strftime("%H:00"), every=6)

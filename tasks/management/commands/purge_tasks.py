@@ -4,7 +4,8 @@ unless someone runs this (by hand or from cron).
 Deletes in batches, each in its own short transaction, so a purge of millions of rows
 never holds a lock for long, and a purge that is stopped halfway keeps what it did.
 A task's events go with it; its archived image files too, unless another task still
-uses the same (content-addressed) file.
+uses the same (content-addressed) file. The overview's hourly counts of the hours it
+deleted from are recomputed by the next roll-up refresh (tasks/rollup.py).
 """
 
 from datetime import timedelta
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from tasks import rollup
 from tasks.archive import delete_file, is_preview_of
 from tasks.models import Task, TaskEvent
 
@@ -66,12 +68,17 @@ class Command(BaseCommand):
         deleted_tasks = deleted_events = deleted_files = 0
         while True:
             with transaction.atomic():
-                rows = list(
-                    old.order_by("pk").values_list("pk", "image_file", "thumb_file")[:batch_size]
+                picked = list(
+                    old.order_by("pk").values_list("pk", "image_file", "thumb_file", "submitted")[
+                        :batch_size
+                    ]
                 )
-                if not rows:
+                if not picked:
                     break
+                rows = [row[:3] for row in picked]
                 pks = [pk for pk, _, _ in rows]
+                # Deletes leave no last_changed behind: the roll-up is told which hours.
+                rollup.invalidate({submitted for *_, submitted in picked if submitted})
                 deleted_events += TaskEvent.objects.filter(task_id__in=pks).delete()[0]
                 deleted_tasks += Task.objects.filter(pk__in=pks).delete()[1].get("tasks.Task", 0)
             deleted_files += self.delete_files(rows)
