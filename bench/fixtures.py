@@ -77,7 +77,9 @@ def row_for(source_id, record, now):
     values = {
         "source_id": source_id,
         "first_seen": now,
-        "last_changed": now,
+        # Changed when submitted, as in a mirror that has kept up: a fresh fill is not
+        # a burst of changes for the overview's roll-up to re-roll (tasks/rollup.py).
+        "last_changed": r.submitted or now,
         "last_seen": now,
         "in_queue": False,
         "gone_since": None,

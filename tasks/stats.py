@@ -12,7 +12,8 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import OuterRef, Subquery
+from django.db import connection
+from django.db.models import F, FloatField, Func, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -83,18 +84,22 @@ def compute(now):
 
     # The newest SAMPLE tasks by the list's own index, successes kept in Python: a
     # status filter in SQL would make SQLite walk the status index and sort instead.
+    # The durations come as seconds from SQL: cheaper than 7,500 datetimes in Python.
     sample = [
         row[1:]
         for row in Task.objects.filter(submitted__isnull=False)
         .order_by("-submitted", "-id")
-        .values_list("status", "source_id", "submitted", "started", "finished")[:SAMPLE]
-        if row[0] == SUCCESS and row[3] and row[4]
+        .annotate(wait=seconds_between("submitted", "started"))
+        .annotate(run=seconds_between("started", "finished"))
+        .values_list("status", "source_id", "wait", "run")[:SAMPLE]
+        if row[0] == SUCCESS and row[2] is not None and row[3] is not None
     ]
     waits, runs = defaultdict(list), defaultdict(list)
-    for source_id, submitted, started, finished in sample:
+    for source_id, wait, run in sample:
         for key in (source_id, None):
-            waits[key].append((started - submitted).total_seconds())
-            runs[key].append((finished - started).total_seconds())
+            # Whole milliseconds: julianday() arithmetic is exact to about 50 µs.
+            waits[key].append(round(wait, 3))
+            runs[key].append(round(run, 3))
     for source_id, figures in by_source.items():
         figures.queue_wait = percentiles(waits.get(source_id, []))
         figures.run_time = percentiles(runs.get(source_id, []))
@@ -115,6 +120,15 @@ def compute(now):
         "daily": daily_chart(first_day, counts.by_day),
         "hourly": hourly_chart(now, counts.by_hour),
     }
+
+
+def seconds_between(start, end):
+    """end - start in seconds (a float), by the database's own arithmetic."""
+    if connection.vendor == "sqlite":
+        template, joiner = "((julianday(%(expressions)s)) * 86400.0)", ") - julianday("
+    else:
+        template, joiner = "date_part('epoch', %(expressions)s)", " - "
+    return Func(F(end), F(start), template=template, arg_joiner=joiner, output_field=FloatField())
 
 
 def percentiles(values):
