@@ -156,7 +156,12 @@ class Task(models.Model):
         ]
         indexes = [
             # The task list and the mirror API's /list: newest first, keyset on (submitted, id).
-            models.Index(fields=["-submitted", "-id"], name="task_submitted_idx"),
+            # Status, action and source ride along so that the list's facet counts over
+            # the newest matches and the roll-up's live hour never read the table.
+            models.Index(
+                fields=["-submitted", "-id", "status", "action", "source"],
+                name="task_submitted_idx",
+            ),
             # The task list filtered by status and action.
             models.Index(fields=["status", "action", "-submitted"], name="task_status_action_idx"),
             # /mj/task/fetch and the detail page look a task up by id across sources.
