@@ -28,18 +28,19 @@ class ConstantExact(Lookup):
     lookup_name = "const"
     prepare_rhs = False
 
+    def constant_sql(self):
+        return f"= {literal(self.rhs)}"
+
     def as_sql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = {literal(self.rhs)}", params
+        return f"{lhs} {self.constant_sql()}", params
 
 
 @models.CharField.register_lookup
-class ConstantIn(Lookup):
+class ConstantIn(ConstantExact):
     """field__const_in=("A", "B"): `field IN ('A', 'B')`, in the order given."""
 
     lookup_name = "const_in"
-    prepare_rhs = False
 
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} IN ({', '.join(literal(v) for v in self.rhs)})", params
+    def constant_sql(self):
+        return f"IN ({', '.join(literal(v) for v in self.rhs)})"
