@@ -39,29 +39,35 @@ def iter_items(stream, chunk=CHUNK):
     or ValueError when it is not valid JSON, UnicodeDecodeError when not UTF-8.
     """
     reader = Reader(stream, chunk)
-    reader.skip_space()
-    if reader.peek() != "[":
-        first = reader.peek()
-        kind = {"": "an empty body", "{": "an object"}.get(first, "a single value")
-        raise NotAnArray(kind)
-    reader.pos += 1
-    reader.skip_space()
-    if reader.peek() == "]":
-        reader.pos += 1
-    else:
-        while True:
-            yield reader.decode_value()
-            reader.skip_space()
-            sep = reader.peek()
-            reader.pos += 1
-            if sep == "]":
-                break
-            if sep != ",":
-                raise json.JSONDecodeError("expected ',' or ']'", reader.buf, reader.pos - 1)
-            reader.skip_space()
-    reader.skip_space()
-    if reader.peek() != "":
-        raise json.JSONDecodeError("extra data after the array", reader.buf, reader.pos)
+    for _ in reader.elements():
+        yield reader.decode_value()
+
+
+def iter_items_in_place(stream, chunk=CHUNK):
+    """Like iter_items, but yield (item, data, start): the item's text as UTF-8 bytes
+    and where those bytes start in the stream, so read_item can read it again later.
+
+    The bytes are the stream's own: the text was decoded from them by a strict
+    UTF-8 decoder, which round-trips. Between items there is only ASCII ("[", ","
+    and JSON whitespace), a byte a character, so an item's byte offset follows from
+    the previous item's end and the characters in between.
+    """
+    reader = Reader(stream, chunk)
+    byte_end = char_end = 0
+    for _ in reader.elements():
+        char_start = reader.offset()
+        item = reader.decode_value()
+        data = item.text.encode("utf-8")
+        start = byte_end + (char_start - char_end)
+        byte_end, char_end = start + len(data), char_start + len(item.text)
+        yield item, data, start
+
+
+def read_item(stream, start, size):
+    """The Item whose text is the `size` bytes at `start` (as iter_items_in_place told)."""
+    stream.seek(start)
+    text = stream.read(size).decode("utf-8")
+    return Item(text, DECODER.decode(text))
 
 
 NUMBER_GOES_ON = ".eE+-0123456789"
@@ -74,12 +80,47 @@ class Reader:
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.buf = ""
         self.pos = 0
+        self.dropped = 0  # characters handed out and dropped from the front of buf
         self.eof = False
+
+    def elements(self):
+        """Walk a JSON array, yielding once at the start of each element.
+
+        The caller reads the element (decode_value) before asking for the next.
+        """
+        self.skip_space()
+        if self.peek() != "[":
+            first = self.peek()
+            kind = {"": "an empty body", "{": "an object"}.get(first, "a single value")
+            raise NotAnArray(kind)
+        self.pos += 1
+        self.skip_space()
+        if self.peek() == "]":
+            self.pos += 1
+        else:
+            while True:
+                yield
+                self.skip_space()
+                sep = self.peek()
+                self.pos += 1
+                if sep == "]":
+                    break
+                if sep != ",":
+                    raise json.JSONDecodeError("expected ',' or ']'", self.buf, self.pos - 1)
+                self.skip_space()
+        self.skip_space()
+        if self.peek() != "":
+            raise json.JSONDecodeError("extra data after the array", self.buf, self.pos)
+
+    def offset(self):
+        """The position of the next character in the whole text."""
+        return self.dropped + self.pos
 
     def fill(self, at_least=1):
         """Read until `at_least` more characters are buffered or the stream ends."""
         if self.pos > self.chunk:
             self.buf = self.buf[self.pos :]  # drop what has been handed out
+            self.dropped += self.pos
             self.pos = 0
         wanted = len(self.buf) - self.pos + at_least
         while not self.eof and len(self.buf) - self.pos < wanted:

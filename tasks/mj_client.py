@@ -1,14 +1,16 @@
 """Talk HTTP to one Midjourney proxy: its four read endpoints, and nothing else.
 
-Arrays come back as `json_items.Item`s: each record with its exact text.
+Arrays come back as `json_items.Item`s: each record with its exact text; the
+long task list is checked whole and handed over item by item through a callback,
+then read back from its spooled copy by offset only where the caller asks.
 Every call has a connect and a read timeout; connection errors and 502/503/504
 are retried a few times with backoff; everything that goes wrong surfaces as one
 exception type, `ProxyError`, whose message says what to do about it. The
 secret travels in a header and is never part of a message or a log line.
 """
 
-import collections
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -21,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .json_items import NotAnArray, iter_items
+from .json_items import NotAnArray, iter_items, iter_items_in_place, read_item
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +127,23 @@ class ProxyClient:
     # The four endpoints
 
     @contextlib.contextmanager
-    def list_tasks(self):
-        """GET /mj/task/list, as an iterator over its items, read from a spooled copy.
+    def list_tasks(self, note):
+        """GET /mj/task/list, downloaded to a spooled copy and checked whole before any use.
 
-        The whole body is downloaded and checked before the first item is handed
-        out, so a body cut off halfway fails the call and nothing of it is used.
+        While checking, note(item, data, start) is called for each item, with its
+        exact UTF-8 bytes and their offset in the copy, so the caller keeps what it
+        needs (an id, a hash) rather than every value. A body cut off halfway fails
+        the call before anything is yielded. Yields read(start, size), which reads
+        one item back from the copy as an Item.
         """
         url = self.url("/mj/task/list")
         with self.request("GET", url) as response:
             spool = self.download(response, url)
         with spool:
-            self.parse_array(spool, url, keep=False)  # the whole body, checked first
-            spool.seek(0)
-            yield iter_items(spool)
+            with self.array_errors(spool, url):
+                for item, data, start in iter_items_in_place(spool):
+                    note(item, data, start)
+            yield functools.partial(read_item, spool)
 
     def queue(self):
         """GET /mj/task/queue; None when the proxy has no queue endpoint."""
@@ -290,14 +296,12 @@ class ProxyClient:
             "MJ_MAX_BODY_MB raises it"
         )
 
-    def parse_array(self, stream, url, keep=True):
-        """The items of the JSON array in a stream (or None when keep is False)."""
+    @contextlib.contextmanager
+    def array_errors(self, stream, url):
+        """Turn what reading a JSON array from stream raises into a ProxyError saying why."""
         where = redact(url)
         try:
-            items = iter_items(stream)
-            if keep:
-                return list(items)
-            collections.deque(items, maxlen=0)
+            yield
         except NotAnArray as exc:
             stream.seek(0)
             raise ProxyError(
@@ -309,11 +313,12 @@ class ProxyClient:
             raise ProxyError(f"{where} returned broken JSON: {exc}") from exc
         except RecursionError as exc:
             raise ProxyError(f"{where} returned JSON nested too deeply to read") from exc
-        return None
 
     def get_json_array(self, method, url, **kwargs):
         response = self.request(method, url, **kwargs)
-        return self.parse_array(io.BytesIO(self.read_body(response, url)), url)
+        stream = io.BytesIO(self.read_body(response, url))
+        with self.array_errors(stream, url):
+            return list(iter_items(stream))
 
     def parse_json(self, body, url, response):
         try:

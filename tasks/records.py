@@ -93,7 +93,12 @@ def to_json_text(value):
 
 
 def raw_hash(text):
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    return raw_hash_of_bytes(text.encode("utf-8"))
+
+
+def raw_hash_of_bytes(data):
+    """raw_hash of the text these UTF-8 bytes encode, without decoding them."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def raw_text_for_invalid(value, limit=1_000_000, text=None):
@@ -127,15 +132,20 @@ def identify(item, text=None):
     `text` is the item's JSON text as the proxy sent it, kept as it is; without
     it, the item is serialised.
     """
-    if not isinstance(item, dict):
-        raise InvalidRecord(f"not a JSON object but {json_type(item)}")
-    task_id = parse_id(item.get("id"))
+    task_id = task_id_of(item)
     if text is None:
         try:
             text = to_json_text(item)
         except (ValueError, TypeError, RecursionError) as exc:
             raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
     return Received(item, task_id, text, raw_hash(text))
+
+
+def task_id_of(item):
+    """The task id of one raw item, or InvalidRecord (not an object, no usable id)."""
+    if not isinstance(item, dict):
+        raise InvalidRecord(f"not a JSON object but {json_type(item)}")
+    return parse_id(item.get("id"))
 
 
 def normalise(item, received=None):

@@ -9,12 +9,14 @@ and the "refresh from proxy" buttons. Rules it keeps:
 - one pass per source at a time, through a lease on the Source row.
 """
 
+import functools
 import itertools
 import logging
 import time
 import uuid
 from dataclasses import dataclass, fields
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -267,10 +269,13 @@ class Pass:
 
     def ingest(self, items, in_queue=None):
         counts, ids = ingest(self.source, items, run=self.run, in_queue=in_queue)
+        self.counted(counts, ids)
+        return ids
+
+    def counted(self, counts, ids):
         self.counts.add(counts)
         self.seen.update(ids)
         renew_lease(self.source, self.owner)
-        return ids
 
     def read_queue(self):
         items = self.client.queue()
@@ -279,16 +284,15 @@ class Pass:
         return set(self.ingest(items, in_queue=True))
 
     def read_list(self):
+        index = ListIndex()
         listed = set()
-        count = 0
-        with self.client.list_tasks() as items:
-            for batch in chunked(items, BATCH):
-                count += len(batch)
-                self.looks_like_trueai |= any(
-                    isinstance(i.value, dict) and "isCompleted" in i.value for i in batch
-                )
-                listed.update(self.ingest(batch))
-        if self.list_is_complete(count):
+        with self.client.list_tasks(index.note) as read:
+            for batch in chunked(index.entries, BATCH):
+                counts, ids = ingest_listed(self.source, batch, read, run=self.run)
+                self.counted(counts, ids)
+                listed.update(ids)
+        self.looks_like_trueai = index.looks_like_trueai
+        if self.list_is_complete(len(index.entries)):
             self.mark_gone(listed)
 
     def list_is_complete(self, count):
@@ -333,13 +337,93 @@ class Pass:
                 tasks.filter(task_id__in=chunk).update(in_queue=False)
 
 
+# The full pass's list, indexed while the client checks it
+
+
+class Listed(NamedTuple):
+    """One item of the list: its task id and raw hash, and where its text is in the spool."""
+
+    task_id: str | None  # None: not a valid record, read back for its reason and text
+    raw_hash: str | None
+    start: int
+    size: int
+
+
+class ListIndex:
+    """What a full pass keeps of each list item, noted while the client checks the body.
+
+    An index of small tuples instead of the parsed values: memory stays bounded,
+    and an unchanged record is recognised by its hash without being decoded again.
+    """
+
+    def __init__(self):
+        self.entries = []
+        self.looks_like_trueai = False
+
+    def note(self, item, data, start):
+        value = item.value
+        if isinstance(value, dict) and "isCompleted" in value:
+            self.looks_like_trueai = True
+        try:
+            task_id = records.task_id_of(value)
+        except records.InvalidRecord:
+            self.entries.append(Listed(None, None, start, len(data)))
+            return
+        # The hash of the bytes is records.raw_hash of the text, as identify makes it.
+        self.entries.append(Listed(task_id, records.raw_hash_of_bytes(data), start, len(data)))
+
+
+class ReadBack:
+    """A listed record in the place of a records.Received: its id and hash are known,
+    its value and text are read back from the spool on first use."""
+
+    def __init__(self, listed, read):
+        self.task_id = listed.task_id
+        self.raw_hash = listed.raw_hash
+        self.listed = listed
+        self.read = read
+
+    @functools.cached_property
+    def loaded(self):
+        return self.read(self.listed.start, self.listed.size)
+
+    @property
+    def item(self):
+        return self.loaded.value
+
+    @property
+    def raw(self):
+        return self.loaded.text
+
+
 # Writing records
 
 
 def ingest(source, items, run=None, in_queue=None, via="poll"):
     """Store raw items received from a source; return (Counts, ids of the valid ones)."""
-    counts = Counts(fetched=len(items))
     now = timezone.now()
+    received, invalid = identify_all(source, items, run, now)
+    return store(source, received, invalid, len(items), now, run, in_queue, via)
+
+
+def ingest_listed(source, entries, read, run=None):
+    """ingest for a batch of a full pass's list, by its ListIndex entries.
+
+    Only the items whose hash differs from the stored one, and the invalid ones,
+    are read back from the spooled body and decoded.
+    """
+    now = timezone.now()
+    unusable = [read(e.start, e.size) for e in entries if e.task_id is None]
+    received, invalid = identify_all(source, unusable, run, now)
+    for entry in entries:
+        if entry.task_id is not None:
+            received.setdefault(entry.task_id, []).append(ReadBack(entry, read))
+    return store(source, received, invalid, len(entries), now, run, None, "poll")
+
+
+def identify_all(source, items, run, now):
+    """Group items by task id as records.Received ({task_id: [versions]}), and the
+    invalid ones as InvalidRecord rows."""
     received, invalid = {}, []
     for item in items:
         # Items from the client carry their exact text; plain values are serialised.
@@ -350,7 +434,12 @@ def ingest(source, items, run=None, in_queue=None, via="poll"):
             invalid.append(invalid_row(source, run, now, value, exc, text))
             continue
         received.setdefault(got.task_id, []).append(got)
+    return received, invalid
 
+
+def store(source, received, invalid, fetched, now, run, in_queue, via):
+    """Type what changed, write it, and count; return (Counts, ids of the valid ones)."""
+    counts = Counts(fetched=fetched)
     # Only records whose text differs from what is stored are typed: an unchanged
     # record costs a hash and a lookup. A single record (a hook callback) skips this
     # read: typing one record is cheaper than the query, and write() reads it anyway.

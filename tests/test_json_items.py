@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.json_items import NotAnArray, iter_items
+from tasks.json_items import NotAnArray, iter_items, iter_items_in_place, read_item
 
 VALUES = st.recursive(
     st.none()
@@ -40,6 +40,25 @@ def test_any_array_reads_back_item_for_item_in_any_chunking(values, ascii, inden
 
     assert [i.value for i in items] == values
     assert [json.loads(i.text) for i in items] == values
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(VALUES, max_size=8),
+    st.booleans(),
+    st.sampled_from([None, 2]),
+    st.sampled_from([1, 5, 64, 1 << 20]),
+)
+def test_each_item_is_found_again_by_its_bytes_and_offset(values, ascii, indent, chunk):
+    body = json.dumps(values, ensure_ascii=ascii, indent=indent).encode("utf-8")
+    stream = io.BytesIO(body)
+
+    placed = list(iter_items_in_place(stream, chunk=chunk))
+
+    assert [item.value for item, _, _ in placed] == values
+    for item, data, start in placed:
+        assert data == item.text.encode("utf-8") == body[start : start + len(data)]
+        assert read_item(stream, start, len(data)) == item
 
 
 def test_each_item_keeps_the_proxys_exact_text():
