@@ -166,7 +166,8 @@ def mark_lost(now):
         output_field=TextField(),
     )
     return (
-        Task.objects.pending_images().filter(image_expires__lte=now)
+        Task.objects.pending_images()
+        .filter(image_expires__lte=now)
         .filter(Q(image_next_try__isnull=True) | Q(image_next_try__lte=now))
         .update(image_state=ImageState.LOST, image_next_try=None, image_error=message)
     )
