@@ -20,16 +20,12 @@ import threading
 import time
 from pathlib import Path
 
+from common import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 STATES = [("NOT_START", None), ("SUBMITTED", "0%"), ("IN_PROGRESS", "15%")]
 STATES += [("IN_PROGRESS", f"{p}%") for p in (31, 46, 62, 78, 93)] + [("SUCCESS", "100%")]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def reset_database(url):

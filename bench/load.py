@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import free_port, say
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "load-results.json"
@@ -43,16 +45,6 @@ PG_URL = os.getenv("BENCH_LOAD_PG_URL", "postgres://postgres@127.0.0.1:5432/mjsi
 SIM_SECRET = "load-secret"
 USERNAME = "loadtest"
 FIXTURE_SOURCE = "archive"  # the --rows tasks; the sync fills `default`
-
-
-def say(text):
-    print(text, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port, proc, what, seconds=300):

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import free_port, say
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 PY = sys.executable
@@ -25,16 +27,6 @@ PG_URL = os.getenv("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/mjsite_be
 SECRET = "bench-secret"
 
 sys.path.insert(0, str(ROOT))
-
-
-def say(text):
-    print(text, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_json(script_and_args, env):
