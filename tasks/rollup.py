@@ -295,26 +295,33 @@ def read(since, hours_from, now, top_reasons):
     in the future is counted as the old aggregate over Task counted it).
 
     Hours before the current one come from HourlyCount; the current hour is counted
-    live from Task. by_hour covers only the hours from `hours_from` on.
+    live from Task. by_hour covers only the hours from `hours_from` on. The fail
+    reasons are ranked over stored and live rows together, since the live hour can
+    lift a reason that is not among the roll-up's top few.
     """
     live_from = hour_start(now)
-    by_kind, by_day, by_hour = Counter(), Counter(), Counter()
-    for day, source_id, status, action, n in days_and_kinds(since, live_from):
+    by_kind, by_day, by_hour, reasons = Counter(), Counter(), Counter(), Counter()
+    for day, source_id, status, action, reason, n in days_and_kinds(since, live_from):
         by_kind[source_id, status, action] += n
         by_day[day, status] += n
+        if status == FAILURE:
+            reasons[reason] += n
     recent = HourlyCount.objects.filter(hour__gte=hours_from, hour__lt=live_from)
     for hour, status, n in recent.values_list("hour", "status").annotate(Sum("n")).order_by():
         by_hour[hour.astimezone(UTC), status] += n
-    for hour, source_id, status, action, n in live_counts(live_from):
+    for hour, source_id, status, action, reason, n in live_counts(live_from):
         by_kind[source_id, status, action] += n
         by_day[(hour - since) // HOUR // 24, status] += n
         if hour >= hours_from:
             by_hour[hour, status] += n
+        if status == FAILURE:
+            reasons[reason] += n
+    top = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:top_reasons]
     return Counts(
         by_kind=[(*key, n) for key, n in by_kind.items()],
         by_day=[(*key, n) for key, n in by_day.items()],
         by_hour=[(*key, n) for key, n in by_hour.items()],
-        reasons=top_failures(since, live_from, top_reasons),
+        reasons=top,
     )
 
 
@@ -329,11 +336,11 @@ def rolled(since, live_from):
 
 def days_and_kinds(since, live_from):
     """One pass over the window: counts by day (24-hour steps from since, as the old
-    aggregate over Task had them) and by source, status and action."""
+    aggregate over Task had them) and by source, status, action and fail reason."""
     return (
         rolled(since, live_from)
         .annotate(day=days_after(since))
-        .values_list("day", "source_id", "status", "action")
+        .values_list("day", "source_id", "status", "action", "reason")
         .annotate(total=Sum("n"))
         .order_by()
     )
@@ -356,32 +363,14 @@ def days_after(start):
 
 
 def live_counts(live_from):
-    """The tasks not rolled yet, grouped like HourlyCount (without the reason)."""
+    """The tasks not rolled yet, grouped like HourlyCount."""
     rows = (
         Task.objects.filter(submitted__gte=live_from)
-        .annotate(hour=hour_of_submit())
-        .values_list("hour", "source_id", "status", "action")
+        .annotate(hour=hour_of_submit(), reason=reason_of_failure())
+        .values_list("hour", "source_id", "status", "action", "reason")
         .annotate(n=Count("id"))
         .order_by()
     )
     return [(as_hour(hour), *rest) for hour, *rest in rows]
 
 
-def top_failures(since, live_from, limit):
-    """The most common fail reasons, rolled and live together: ranked in SQL over both,
-    since the live hour can lift a reason that is not among the roll-up's top few."""
-    stored = rolled(since, live_from).filter(status=FAILURE).values_list("reason", "n")
-    live = (
-        Task.objects.filter(submitted__gte=live_from, status=FAILURE)
-        .annotate(reason=reason_of_failure(), n=Value(1))
-        .values_list("reason", "n")
-    )
-    stored_sql, stored_params = stored.query.sql_with_params()
-    live_sql, live_params = live.order_by().query.sql_with_params()
-    sql = (
-        f"SELECT reason, SUM(n) AS total FROM ({stored_sql} UNION ALL {live_sql}) failures "  # noqa: S608 (ORM-made SQL, bound parameters)
-        "GROUP BY reason ORDER BY total DESC, reason LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*stored_params, *live_params, limit])
-        return [(reason, int(n)) for reason, n in cursor.fetchall()]
