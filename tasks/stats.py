@@ -202,7 +202,14 @@ def bars(buckets, labels, every):
                 "text_x": round(x + width / 2, 1),
             }
         )
-    return {"bars": out, "max": top, "width": CHART_W, "height": CHART_H}
+    return {
+        "bars": out,
+        "max": top,
+        "width": CHART_W,
+        "height": CHART_H,
+        "view_height": CHART_H + 22,  # room for the tick labels below the axis
+        "tick_y": CHART_H + 15,
+    }
 
 
 def slot(status):

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -50,3 +52,51 @@ def percent(value, digits=1):
     if value is None:
         return "—"
     return f"{value * 100:.{int(digits)}f}%"
+
+
+@register.simple_tag
+def chart_bars(chart, success_word, failure_word):
+    """The bars of a stats.bars() chart as SVG elements.
+
+    Made here rather than with template tags: 78 bars of them cost 10 ms an overview.
+    Numbers go in with str(), never localised (a decimal comma would break the SVG).
+    """
+    bars = []
+    for bar in chart["bars"]:
+        stack = [
+            format_html(
+                '<rect class="{}" x="{}" y="{}" width="{}" height="{}"></rect>',
+                part["kind"],
+                bar["x"],
+                part["y"],
+                bar["w"],
+                part["h"],
+            )
+            for part in bar["stack"]
+        ]
+        if bar["tick"]:
+            stack.append(
+                format_html(
+                    '<text class="tick" x="{}" y="{}">{}</text>',
+                    bar["text_x"],
+                    chart["tick_y"],
+                    bar["label"],
+                )
+            )
+        bars.append(
+            format_html(
+                '<g class="bar"><title>{}: {} ({} {}, {} {})</title>'
+                '<rect class="hit" x="{}" y="0" width="{}" height="{}"></rect>{}</g>',
+                bar["label"],
+                bar["total"],
+                bar["success"],
+                success_word,
+                bar["failure"],
+                failure_word,
+                bar["x"],
+                bar["w"],
+                chart["height"],
+                SafeString("".join(stack)),  # each piece escaped by format_html
+            )
+        )
+    return SafeString("\n".join(bars))
