@@ -117,7 +117,7 @@ def insert(model, fields, rows, conflict=None, update=(), returning=False):
 def create_tasks(rows):
     """Insert new task rows; return {task_id: pk}, or raise IntegrityError when another
     writer created one of them since we looked (the caller decides that batch again)."""
-    if connection.vendor == "postgresql":
+    if use_copy(rows):
         return copy_new_tasks(rows)
     returned = insert(
         Task,
@@ -145,13 +145,20 @@ def upsert_tasks(rows, update):
 
 
 def insert_events(rows):
-    if connection.vendor == "postgresql":
+    if use_copy(rows):
         copy(TaskEvent, EVENT_FIELDS, rows)
     else:
         insert(TaskEvent, EVENT_FIELDS, rows)
 
 
 # PostgreSQL: COPY, and reads that keep to the unique index
+
+COPY_FROM = 20  # rows; below, one INSERT is one round trip where COPY takes two or three
+
+
+def use_copy(rows):
+    return connection.vendor == "postgresql" and len(rows) >= COPY_FROM
+
 
 
 def copy_new_tasks(rows):
