@@ -160,7 +160,6 @@ def use_copy(rows):
     return connection.vendor == "postgresql" and len(rows) >= COPY_FROM
 
 
-
 def copy_new_tasks(rows):
     """COPY new task rows with ids taken from the table's sequence first; {task_id: pk}.
 

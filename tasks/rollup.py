@@ -372,5 +372,3 @@ def live_counts(live_from):
         .order_by()
     )
     return [(as_hour(hour), *rest) for hour, *rest in rows]
-
-
