@@ -4,12 +4,13 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from . import sync
+from . import deletion, sync
 from .image_urls import image_lost, thumb_size, thumb_url
 from .models import (
     ApiToken,
@@ -178,6 +179,9 @@ class SubmittedFilter(admin.SimpleListFilter):
 
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
+    """Tasks change only through the sync; a superuser may delete some. A deleted task
+    takes its events, its image files (unless shared) and its roll-up hours with it."""
+
     list_display = ["thumbnail", "task_id", "source", "action", "status", "progress", "submitted"]
     list_display += ["short"]
     list_display_links = ["task_id"]
@@ -191,6 +195,14 @@ class TaskAdmin(ReadOnlyAdmin):
     inlines = [TaskEventInline]
     actions = ["refresh_from_proxy"]
     exclude = ["raw_hash", "raw", "properties"]  # raw and properties: shown redacted
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, Task.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        rows = list(queryset.values_list(*deletion.COLUMNS))
+        deletion.delete_tasks(rows)
+        transaction.on_commit(lambda: deletion.delete_unused_files(rows))
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)

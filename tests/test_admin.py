@@ -111,3 +111,62 @@ def test_the_task_changelist_does_not_count_the_table(
     counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts, "the changelist shows a (capped) count"
     assert all("LIMIT 10000" in sql for sql in counts if '"tasks_task"' in sql)
+
+
+@pytest.fixture
+def archived(source, tmp_path, settings):
+    """Two tasks with archived files, one file shared, submitted an hour ago (rolled up)."""
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from tasks import rollup
+    from tasks.models import TaskEvent
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    shared = default_storage.save("images/ab/shared.png", ContentFile(b"png"))
+    own = default_storage.save("thumbs/cd/own.webp", ContentFile(b"webp"))
+    hour_ago = timezone.now() - timedelta(hours=1)
+    gone = make_task(source, task_id="1700000000000001")
+    kept = make_task(source, task_id="1700000000000002")
+    Task.objects.filter(pk=gone.pk).update(image_file=shared, thumb_file=own, submitted=hour_ago)
+    Task.objects.filter(pk=kept.pk).update(image_file=shared, submitted=hour_ago)
+    TaskEvent.objects.create(task=gone, status="SUCCESS")
+    rollup.refresh()
+    return {"gone": gone, "kept": kept, "shared": shared, "own": own, "hour": hour_ago}
+
+
+def assert_deleted_with_what_hangs_on_it(archived):
+    from django.core.files.storage import default_storage
+
+    from tasks import rollup
+    from tasks.models import RolledHour, TaskEvent
+
+    assert not Task.objects.filter(pk=archived["gone"].pk).exists()
+    assert not TaskEvent.objects.filter(task_id=archived["gone"].pk).exists()
+    assert not default_storage.exists(archived["own"])
+    assert default_storage.exists(archived["shared"])  # the other task still shows it
+    assert not RolledHour.objects.filter(hour=rollup.hour_start(archived["hour"])).exists()
+
+
+def test_deleting_a_task_in_the_admin_takes_its_files_and_roll_up_hour(
+    admin_client, archived, django_capture_on_commit_callbacks
+):
+    url = reverse("admin:tasks_task_delete", args=[archived["gone"].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert_deleted_with_what_hangs_on_it(archived)
+
+
+def test_the_delete_action_takes_their_files_and_roll_up_hours(
+    admin_client, archived, django_capture_on_commit_callbacks
+):
+    url = reverse("admin:tasks_task_changelist")
+    data = {"action": "delete_selected", "_selected_action": [archived["gone"].pk], "post": "yes"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, data)
+    assert response.status_code == 302
+    assert_deleted_with_what_hangs_on_it(archived)

@@ -15,8 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks import rollup
-from tasks.archive import delete_file, is_preview_of
+from tasks import deletion
 from tasks.models import Task, TaskEvent
 
 
@@ -68,38 +67,15 @@ class Command(BaseCommand):
         deleted_tasks = deleted_events = deleted_files = 0
         while True:
             with transaction.atomic():
-                picked = list(
-                    old.order_by("pk").values_list("pk", "image_file", "thumb_file", "submitted")[
-                        :batch_size
-                    ]
-                )
-                if not picked:
+                rows = list(old.order_by("pk").values_list(*deletion.COLUMNS)[:batch_size])
+                if not rows:
                     break
-                rows = [row[:3] for row in picked]
-                pks = [pk for pk, _, _ in rows]
-                # Deletes leave no last_changed behind: the roll-up is told which hours.
-                rollup.invalidate({submitted for *_, submitted in picked if submitted})
-                deleted_events += TaskEvent.objects.filter(task_id__in=pks).delete()[0]
-                deleted_tasks += Task.objects.filter(pk__in=pks).delete()[1].get("tasks.Task", 0)
-            deleted_files += self.delete_files(rows)
+                tasks, events = deletion.delete_tasks(rows)
+            deleted_tasks += tasks
+            deleted_events += events
+            deleted_files += deletion.delete_unused_files(rows)  # after the commit
             self.stdout.write(f"deleted {deleted_tasks} tasks so far")
         self.stdout.write(
             f"deleted {deleted_tasks} {what} "
             f"(and {deleted_events} events, {deleted_files} image files)"
         )
-
-    def delete_files(self, rows):
-        # After the commit: a file is removed only once no row points at it.
-        names = {name: pk for pk, *files in rows for name in files if name}
-        if not names:
-            return 0
-        shared = [n for n, pk in names.items() if not is_preview_of(n, pk)]
-        in_use = set()
-        if shared:
-            used = Task.objects.filter(Q(image_file__in=shared) | Q(thumb_file__in=shared))
-            for image_file, thumb_file in used.values_list("image_file", "thumb_file"):
-                in_use.update((image_file, thumb_file))
-        gone = [name for name in names if name not in in_use]
-        for name in gone:
-            delete_file(name)
-        return len(gone)
