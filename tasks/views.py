@@ -74,7 +74,10 @@ def list_page(request, template, size, page):
     qs = form.filter(Task.objects.for_list())
     if page == "gallery":
         qs = qs.exclude(image_url="", thumb_file="")
-    rows, next_cursor = keyset_page(qs, values["sort"], request.GET.get("cursor"), size)
+    cursor = request.GET.get("cursor")
+    rows, next_cursor = keyset_page(qs, values["sort"], cursor, size)
+    # Not on the first page: a link back one page (None: back to the first).
+    prev_cursor = previous_cursor(qs, values["sort"], rows[0], size) if cursor and rows else None
     decorate(rows)
     statuses, actions, sample_size, capped = facet_counts(form, request)
     ctx = {
@@ -83,7 +86,8 @@ def list_page(request, template, size, page):
         "values": values,
         "tasks": rows,
         "next_cursor": next_cursor,
-        "is_first_page": not request.GET.get("cursor"),
+        "prev_cursor": prev_cursor,
+        "is_first_page": not cursor,
         "statuses": statuses,
         "actions": actions,
         "facets_capped": capped,
@@ -258,14 +262,7 @@ def keyset_page(qs, sort, cursor, size):
     come after all others, ordered by id: a second phase of the same keyset, so both
     databases order them alike and each phase is served by an index range.
     """
-    key, desc = SORTS[sort]
-    if key != "submitted":
-        # No index serves finish time or duration: they sort the newest SORT_WINDOW
-        # matching tasks (by submit time, which the index serves), not the whole table.
-        newest = qs.order_by("-submitted", "-id").values("pk")[:SORT_WINDOW]
-        qs = qs.filter(pk__in=newest)
-    if key == "duration":
-        qs = qs.annotate(duration=duration_expression())
+    qs, key, desc = sortable(qs, sort)
     phase, value, last_id = parse_cursor(cursor, key)
     rows = []
     if phase == 0:
@@ -283,6 +280,38 @@ def keyset_page(qs, sort, cursor, size):
         return rows, None
     rows = rows[:size]
     return rows, make_cursor(rows[-1], key)
+
+
+def previous_cursor(qs, sort, first, size):
+    """The cursor of the page before the one that starts with `first`; None for the
+    first page. The same keyset walked the other way: the `size` rows before `first`,
+    and one more, whose cursor leads to them."""
+    qs, key, desc = sortable(qs, sort)
+    value = getattr(first, key)
+    keyed = qs.filter(**{f"{key}__isnull": False})
+    backwards = (order_by(key, not desc), order_by("id", not desc))
+    if value is None:  # in the NULL-key tail: its rows before `first`, then the keyed ones
+        tail = qs.filter(**{f"{key}__isnull": True, "id__gt" if desc else "id__lt": first.pk})
+        rows = list(tail.order_by(order_by("id", not desc))[: size + 1])
+        if len(rows) <= size:
+            rows += list(keyed.order_by(*backwards)[: size + 1 - len(rows)])
+    else:
+        before = keyed.filter(beyond(key, not desc, value, first.pk))
+        rows = list(before.order_by(*backwards)[: size + 1])
+    return make_cursor(rows[size], key) if len(rows) > size else None
+
+
+def sortable(qs, sort):
+    """The queryset a sort pages through, with its key and direction."""
+    key, desc = SORTS[sort]
+    if key != "submitted":
+        # No index serves finish time or duration: they sort the newest SORT_WINDOW
+        # matching tasks (by submit time, which the index serves), not the whole table.
+        newest = qs.order_by("-submitted", "-id").values("pk")[:SORT_WINDOW]
+        qs = qs.filter(pk__in=newest)
+    if key == "duration":
+        qs = qs.annotate(duration=duration_expression())
+    return qs, key, desc
 
 
 def beyond(key, desc, value, last_id):

@@ -248,8 +248,9 @@ def test_a_deep_page_costs_what_the_first_page_costs(
     cursor = first.context["next_cursor"]
     second = client.get(reverse("tasks:list") + f"?cursor={cursor}")
     cursor = second.context["next_cursor"]
-    # session, user, page, facets, sources: no tail query while the page is full
-    with django_assert_num_queries(5):
+    # session, user, page, facets, sources: no tail query while the page is full; a page
+    # after the first also reads the previous page's cursor (one index range, backwards)
+    with django_assert_num_queries(6):
         client.get(reverse("tasks:list") + f"?cursor={cursor}")
     with django_assert_num_queries(5):
         client.get(reverse("tasks:list"))
@@ -476,6 +477,39 @@ def test_walking_every_page_lists_each_task_once_in_order(client, source, sort):
         for t in qs.filter(**{f"{key}__isnull": True}).order_by(views.order_by("id", desc))
     ]
     assert seen == expected
+
+
+@pytest.mark.parametrize("sort", ["-submitted", "submitted", "-finished", "duration"])
+def test_previous_page_links_walk_back_through_the_same_pages(client, source, sort):
+    records = [record(n, finishTime=T0 + n * 60_000 + 5_000 + (n % 7) * 1000) for n in range(120)]
+    records += [
+        record(200 + n, submitTime=None, finishTime=None, status="NOT_START") for n in range(57)
+    ]
+    ingest(source, records)
+
+    def page(cursor):
+        params = {"sort": sort} | ({"cursor": cursor} if cursor else {})
+        return client.get(reverse("tasks:list"), params)
+
+    forward, cursor = [], None
+    while True:
+        response = page(cursor)
+        forward.append(ids(response))
+        cursor = response.context["next_cursor"]
+        if not cursor:
+            break
+    assert len(forward) == 4  # 177 tasks, 50 a page: the last two in the NULL-key tail
+
+    backward, response = [forward[-1]], response
+    while not response.context["is_first_page"]:
+        prev = response.context["prev_cursor"]
+        assert 'rel="prev"' in response.content.decode()
+        response = page(prev)
+        backward.append(ids(response))
+        if prev is None:
+            break
+    assert backward[::-1] == forward
+    assert 'rel="prev"' not in page(None).content.decode()
 
 
 def test_page_links_keep_the_filters(client, source):
