@@ -75,9 +75,12 @@ def list_page(request, template, size, page):
     if page == "gallery":
         qs = qs.exclude(image_url="", thumb_file="")
     cursor = request.GET.get("cursor")
+    if not cursor and request.GET.get("before"):
+        # The previous-page link names the row it must end before; the page is found here,
+        # when someone follows it, so that no page pays for a link it may not need.
+        cursor = cursor_before(qs, values["sort"], request.GET["before"], size)
     rows, next_cursor = keyset_page(qs, values["sort"], cursor, size)
-    # Not on the first page: a link back one page (None: back to the first).
-    prev_cursor = previous_cursor(qs, values["sort"], rows[0], size) if cursor and rows else None
+    first_cursor = make_cursor(rows[0], SORTS[values["sort"]][0]) if cursor and rows else None
     decorate(rows)
     statuses, actions, sample_size, capped = facet_counts(form, request)
     ctx = {
@@ -86,7 +89,7 @@ def list_page(request, template, size, page):
         "values": values,
         "tasks": rows,
         "next_cursor": next_cursor,
-        "prev_cursor": prev_cursor,
+        "first_cursor": first_cursor,
         "is_first_page": not cursor,
         "statuses": statuses,
         "actions": actions,
@@ -238,7 +241,7 @@ def url_without(request, *names, drop=None):
     params = [
         (k, v)
         for k, values in request.GET.lists()
-        if k != "cursor" and k not in names
+        if k not in ("cursor", "before") and k not in names
         for v in values
         if (k, v) != drop
     ]
@@ -282,22 +285,24 @@ def keyset_page(qs, sort, cursor, size):
     return rows, make_cursor(rows[-1], key)
 
 
-def previous_cursor(qs, sort, first, size):
-    """The cursor of the page before the one that starts with `first`; None for the
-    first page. The same keyset walked the other way: the `size` rows before `first`,
-    and one more, whose cursor leads to them."""
+def cursor_before(qs, sort, before, size):
+    """The cursor of the page of `size` rows that ends just before the row of the cursor
+    `before`; None when that is the first page. The same keyset walked the other way:
+    the `size` rows before it, and one more, whose cursor leads to them."""
     qs, key, desc = sortable(qs, sort)
-    value = getattr(first, key)
+    phase, value, pk = parse_cursor(before, key)
+    if pk is None:
+        return None  # a broken cursor: the first page
     keyed = qs.filter(**{f"{key}__isnull": False})
     backwards = (order_by(key, not desc), order_by("id", not desc))
-    if value is None:  # in the NULL-key tail: its rows before `first`, then the keyed ones
-        tail = qs.filter(**{f"{key}__isnull": True, "id__gt" if desc else "id__lt": first.pk})
+    if phase == 1:  # in the NULL-key tail: its rows before that one, then the keyed ones
+        tail = qs.filter(**{f"{key}__isnull": True, "id__gt" if desc else "id__lt": pk})
         rows = list(tail.order_by(order_by("id", not desc))[: size + 1])
         if len(rows) <= size:
             rows += list(keyed.order_by(*backwards)[: size + 1 - len(rows)])
     else:
-        before = keyed.filter(beyond(key, not desc, value, first.pk))
-        rows = list(before.order_by(*backwards)[: size + 1])
+        before_rows = keyed.filter(beyond(key, not desc, value, pk))
+        rows = list(before_rows.order_by(*backwards)[: size + 1])
     return make_cursor(rows[size], key) if len(rows) > size else None
 
 
