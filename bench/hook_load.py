@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import free_port
+from common import free_port, recreate_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -30,13 +30,7 @@ STATES += [("IN_PROGRESS", f"{p}%") for p in (31, 46, 62, 78, 93)] + [("SUCCESS"
 
 def reset_database(url):
     if url.startswith("postgres"):
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        admin = url.rsplit("/", 1)[0].replace("postgres://", "postgresql://") + "/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+        recreate_postgres_database(url)
     env = dict(os.environ, DATABASE_URL=url, LOG_LEVEL="WARNING")
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     code = (

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import free_port, say
+from common import free_port, recreate_postgres_database, say
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
@@ -90,13 +90,7 @@ class Database:
             for f in DATA.glob("load.sqlite3*"):
                 f.unlink()
         else:
-            import psycopg
-
-            name = PG_URL.rsplit("/", 1)[1]
-            admin = PG_ADMIN_URL.replace("postgres://", "postgresql://")
-            with psycopg.connect(admin, autocommit=True) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                c.execute(f'CREATE DATABASE "{name}"')
+            recreate_postgres_database(PG_URL, PG_ADMIN_URL)
         self.manage("migrate", "-v", "0")
 
     def fixture_rows(self):

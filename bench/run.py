@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import free_port, say
+from common import free_port, recreate_postgres_database, say
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
@@ -69,14 +69,7 @@ class Database:
             for f in DATA.glob("bench.sqlite3*"):
                 f.unlink()
         else:
-            import psycopg
-
-            name = PG_URL.rsplit("/", 1)[1]
-            with psycopg.connect(
-                PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True
-            ) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                c.execute(f'CREATE DATABASE "{name}"')
+            recreate_postgres_database(PG_URL, PG_ADMIN_URL)
         subprocess.run(
             [PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=self.env(), check=True
         )
