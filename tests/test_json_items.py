@@ -22,17 +22,22 @@ VALUES = st.recursive(
 )
 
 
-def read(text, chunk=7):
-    return list(iter_items(io.BytesIO(text.encode("utf-8")), chunk=chunk))
-
-
-@settings(max_examples=200, deadline=None)
-@given(
+# An array of any values, ASCII-escaped or not, compact or indented, read in chunks of
+# any size: (values, ascii, indent, chunk).
+ANY_ARRAY = given(
     st.lists(VALUES, max_size=8),
     st.booleans(),
     st.sampled_from([None, 2]),
     st.sampled_from([1, 5, 64, 1 << 20]),
 )
+
+
+def read(text, chunk=7):
+    return list(iter_items(io.BytesIO(text.encode("utf-8")), chunk=chunk))
+
+
+@settings(max_examples=200, deadline=None)
+@ANY_ARRAY
 def test_any_array_reads_back_item_for_item_in_any_chunking(values, ascii, indent, chunk):
     text = json.dumps(values, ensure_ascii=ascii, indent=indent)
 
@@ -43,12 +48,7 @@ def test_any_array_reads_back_item_for_item_in_any_chunking(values, ascii, inden
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(VALUES, max_size=8),
-    st.booleans(),
-    st.sampled_from([None, 2]),
-    st.sampled_from([1, 5, 64, 1 << 20]),
-)
+@ANY_ARRAY
 def test_each_item_is_found_again_by_its_bytes_and_offset(values, ascii, indent, chunk):
     body = json.dumps(values, ensure_ascii=ascii, indent=indent).encode("utf-8")
     stream = io.BytesIO(body)
