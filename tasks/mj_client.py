@@ -12,7 +12,6 @@ secret travels in a header and is never part of a message or a log line.
 import contextlib
 import functools
 import io
-import json
 import logging
 import re
 import tempfile
@@ -23,7 +22,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .json_items import NotAnArray, iter_items, iter_items_in_place, read_item
+from .json_items import (
+    DECODER,
+    WHITESPACE,
+    Item,
+    NotAnArray,
+    iter_items,
+    iter_items_in_place,
+    read_item,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +165,8 @@ class ProxyClient:
         return self.get_json_array("POST", url, json={"ids": list(ids)})
 
     def fetch(self, task_id):
-        """GET /mj/task/{id}/fetch; None when the proxy does not know the id."""
+        """GET /mj/task/{id}/fetch: the task as an Item (its exact text and value);
+        None when the proxy does not know the id."""
         url = self.url(f"/mj/task/{quote(str(task_id), safe='')}/fetch")
         response = self.request("GET", url, not_found_ok=True)
         body = self.read_body(response, url)
@@ -175,7 +183,7 @@ class ProxyClient:
             return None
         if not isinstance(value, dict):
             raise ProxyError(f"{redact(url)} returned {type(value).__name__}, not a task object")
-        return value
+        return Item(body.decode("utf-8").strip(WHITESPACE), value)
 
     # Plumbing
 
@@ -322,7 +330,7 @@ class ProxyClient:
 
     def parse_json(self, body, url, response):
         try:
-            return json.loads(body.decode("utf-8"))
+            return DECODER.decode(body.decode("utf-8").strip(WHITESPACE))
         except UnicodeDecodeError as exc:
             raise ProxyError(f"{redact(url)} returned text that is not UTF-8: {exc}") from exc
         except ValueError as exc:

@@ -8,7 +8,7 @@ returns a `TaskRecord` or raises `InvalidRecord` with a reason a person can read
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 STATE_RANK = {
@@ -312,11 +312,29 @@ def is_stale(incoming_rank, stored_rank):
     return in_pct < st_pct
 
 
+def successor(record, stored_rank):
+    """What to store when `record` arrives after a record of `stored_rank`: the record,
+    or None when it is stale.
+
+    A record without a percentage ("Stopped", null, a status of its own) in the same
+    state keeps the stored percentage, so a lower one cannot follow it: is_stale alone
+    is not transitive through such records.
+    """
+    if is_stale(record.rank, stored_rank):
+        return None
+    (in_state, in_pct), (st_state, st_pct) = record.rank, stored_rank
+    if in_pct == -1 and st_pct != -1 and in_state == st_state:
+        return replace(record, progress_pct=st_pct)
+    return record
+
+
 def newest(records):
     """Collapse records sharing an id to the one furthest along (the last among equals)."""
     best = {}
     for record in records:
         current = best.get(record.task_id)
-        if current is None or not is_stale(record.rank, current.rank):
+        if current is None:
             best[record.task_id] = record
+        elif (kept := successor(record, current.rank)) is not None:
+            best[record.task_id] = kept
     return best

@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import bulk_sql, records
@@ -182,13 +184,23 @@ def full_pass():
 
 
 def refresh_tasks(source, task_ids):
-    """Fetch these tasks from the proxy now (the "refresh from proxy" buttons)."""
+    """Ask the proxy for these tasks now, one GET /fetch each (the "refresh from proxy"
+    buttons). A task the proxy no longer knows is marked gone, and counted so."""
     run = SyncRun.objects.create(source=source, kind=SyncRun.Kind.LIGHT)
 
     def work(counts):
+        unknown = []
         with client_for(source) as client:
-            for chunk in chunked(task_ids, IDS_PER_REQUEST):
-                counts.add(ingest(source, client.list_by_condition(chunk), run=run)[0])
+            for task_id in task_ids:
+                item = client.fetch(task_id)
+                if item is None:
+                    unknown.append(task_id)
+                else:
+                    counts.add(ingest(source, [item], run=run)[0])
+        now = timezone.now()
+        counts.gone += Task.objects.filter(source=source, task_id__in=unknown).update(
+            gone_since=Coalesce("gone_since", Value(now)), in_queue=False
+        )
 
     return record_run(run, work)
 
@@ -522,15 +534,13 @@ def write(source, received, typed, now, in_queue, via):
             events.append(event_row(row, now, via))
             counts.created += 1
             continue
-        if records.is_stale(record.rank, records.state_rank(task.status, task.progress_pct)):
+        record = records.successor(record, records.state_rank(task.status, task.progress_pct))
+        if record is None:
             counts.stale += 1  # behind what is stored: only the bookkeeping moves
             if task.seen_again(in_queue):
                 touch.append(task.pk)
             continue
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
-        if record.progress_pct is None and record.status == task.status:
-            # A word ("Stopped") keeps the last percentage, so a lower one cannot follow it.
-            row["progress_pct"] = task.progress_pct
         if in_queue is None:
             row["in_queue"] = task.in_queue and record.status not in FINISHED_STATUSES
         row["image_changed"] = record.image_url != task.image_url

@@ -263,20 +263,72 @@ def test_any_order_of_records_leaves_the_furthest_one_stored(sequence, cuts):
     assert json.loads(task.raw) == last
 
 
+def stored_rank(source, task_id):
+    task = Task.objects.get(source=source, task_id=task_id)
+    return records.state_rank(task.status, task.progress_pct)
+
+
 @settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(sequence=st.lists(versions(numeric_progress=False), min_size=1, max_size=8))
-def test_any_order_of_records_never_leaves_a_lower_state(sequence):
+@given(
+    sequence=st.lists(versions(numeric_progress=False), min_size=1, max_size=8),
+    cuts=st.sets(st.integers(1, 7)),
+)
+def test_any_order_of_records_never_lowers_the_state_or_the_percentage(sequence, cuts):
+    # Words ("Stopped"), nulls, unknown statuses and duplicates in one answer: the
+    # stored (state, percentage) only ever rises, to the furthest state and the highest
+    # percentage seen in it.
     source = ordering_source()
-    for record in sequence:
-        ingest(source, [record])
+    kept = None
+    for batch in split(sequence, cuts):
+        ingest(source, batch)
+        now = stored_rank(source, "1700000000000777")
+        assert kept is None or now >= kept, f"{kept} went back to {now}"
+        kept = now
 
-    task = Task.objects.get(source=source, task_id="1700000000000777")
-    best = max(records.normalise(r).rank[0] for r in sequence)
-    assert records.state_rank(task.status, task.progress_pct)[0] == best
+    ranks = [records.normalise(r).rank for r in sequence]
+    top = max(state for state, _ in ranks)
+    assert kept == (top, max(pct for state, pct in ranks if state == top))
+
+
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+FIELD_NAMES = ["action", "status", "prompt", "promptEn", "description", "state", "progress"]
+FIELD_NAMES += ["imageUrl", "failReason", "submitTime", "startTime", "finishTime", "properties"]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    fields=st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=6), JSON_VALUE),
+    number=st.integers(1, 10**6),
+)
+def test_any_json_value_in_any_field_is_stored_or_counted_invalid(fields, number):
+    # Through the whole write path on this database: typed columns, jsonb, the
+    # search index. Nothing raises; the record is stored as sent, or counted invalid.
+    source = ordering_source()
+    task_id = str(1700000000100000 + number)  # never the good record's id
+    record = {**fields, "id": task_id}
+    counts, ids = ingest(source, [record, {"id": "1700000000000001", "status": "SUBMITTED"}])
+
+    assert "1700000000000001" in ids  # the good record beside it is stored
+    if counts.invalid:
+        assert task_id not in ids
+        assert InvalidRecord.objects.filter(source=source, task_id=task_id).exists()
+    else:
+        task = Task.objects.get(source=source, task_id=task_id)
+        assert json.loads(task.raw) == record or record != record  # NaN is not itself
 
 
 def test_progress_does_not_go_back_through_a_word():
