@@ -106,6 +106,16 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers check over plain HTTP
 SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS")
 SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD")
+# Set to false in the environment, these are a site's decision (subdomains it does not
+# serve over HTTPS, no preload list), so `check --deploy` need not warn about them.
+SILENCED_SYSTEM_CHECKS = [
+    check
+    for name, check in (
+        ("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "security.W005"),
+        ("DJANGO_HSTS_PRELOAD", "security.W021"),
+    )
+    if os.getenv(name, "").strip().lower() in ("0", "false", "no", "off")
+]
 SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", str(SECURE_SSL_REDIRECT))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if envbool("DJANGO_BEHIND_PROXY"):

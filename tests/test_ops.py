@@ -516,9 +516,23 @@ def test_the_example_environment_passes_django_check_deploy(db):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_check_deploy_still_warns_when_hsts_for_subdomains_is_merely_unset(db):
+    # Only an explicit "False" in the environment is a decision that silences W005/W021.
+    env = production_env()
+    del env["DJANGO_HSTS_INCLUDE_SUBDOMAINS"], env["DJANGO_HSTS_PRELOAD"]
+    result = subprocess.run(
+        [PY, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = set(re.findall(r"\((security\.\w+)\)", result.stdout + result.stderr))
-    # Left to the site on purpose (env example): HSTS for subdomains and preloading.
-    assert found <= {"security.W005", "security.W021"}, result.stdout + result.stderr
+    assert found == {"security.W005", "security.W021"}, result.stdout + result.stderr
 
 
 def test_the_example_environment_sets_only_variables_mjsite_reads():
