@@ -80,6 +80,8 @@ DATABASES = {
         # Keep connections: django-q2's ORM broker polls every 0.2 s and would
         # otherwise reconnect on every poll.
         conn_max_age=60,
+        # A kept connection that died with a database restart is replaced, not used.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -134,22 +134,25 @@ class ProxyClient:
     # The four endpoints
 
     @contextlib.contextmanager
-    def list_tasks(self, note):
+    def list_tasks(self, note, keep_alive=None):
         """GET /mj/task/list, downloaded to a spooled copy and checked whole before any use.
 
         While checking, note(item, data, start) is called for each item, with its
         exact UTF-8 bytes and their offset in the copy, so the caller keeps what it
         needs (an id, a hash) rather than every value. A body cut off halfway fails
         the call before anything is yielded. Yields read(start, size), which reads
-        one item back from the copy as an Item.
+        one item back from the copy as an Item. keep_alive(), when given, is called
+        as the download and the check go on (a long one must not lose its lease).
         """
+        keep_alive = keep_alive or (lambda: None)
         url = self.url("/mj/task/list")
         with self.request("GET", url) as response:
-            spool = self.download(response, url)
+            spool = self.download(response, url, keep_alive)
         with spool:
             with self.array_errors(spool, url):
                 for item, data, start in iter_items_in_place(spool):
                     note(item, data, start)
+                    keep_alive()
             yield functools.partial(read_item, spool)
 
     def queue(self):
@@ -272,7 +275,7 @@ class ProxyClient:
             response.close()
         return b"".join(chunks)
 
-    def download(self, response, url):
+    def download(self, response, url, keep_alive):
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             response.close()
@@ -285,6 +288,7 @@ class ProxyClient:
                 if size > self.max_body:
                     self.too_large(url)
                 spool.write(chunk)
+                keep_alive()
         except requests.exceptions.RequestException as exc:
             spool.close()
             if is_read_timeout(exc):

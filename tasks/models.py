@@ -241,6 +241,8 @@ class SyncRun(models.Model):
     invalid = models.PositiveIntegerField(default=0)
     gone = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Which process ran it ("host:pid"): with several worker hosts, where to look.
+    worker = models.CharField(max_length=100, blank=True)
 
     class Meta:
         indexes = [

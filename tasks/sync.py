@@ -12,6 +12,8 @@ and the "refresh from proxy" buttons. Rules it keeps:
 import functools
 import itertools
 import logging
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, fields
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 BATCH = 1000  # records per transaction: short enough not to hold SQLite's writer for long
 IDS_PER_REQUEST = 200  # ids per list-by-condition call
 TRUEAI_LIST_SIZE = 100  # trueai's /list holds only the newest 100
+FULL_PASS_WAITS = 120  # seconds a scheduled full pass waits for the source's lease
 
 TYPED_FIELDS = [
     "action",
@@ -116,16 +119,20 @@ def sync_source(source, full=False, wait_seconds=0):
     owner = uuid.uuid4().hex
     if not claim_lease(source, owner, wait_seconds):
         log.info("%s: skipped, another pass is running", source.name)
+        now = timezone.now()
         return SyncRun.objects.create(
             source=source,
             kind=kind,
             outcome=SyncRun.Outcome.SKIPPED,
             error="another pass of this source is still running "
             "(sync_tasks --wait sets how long to wait)",
-            ended=timezone.now(),
+            started=now,
+            ended=now,
+            worker=worker_name(),
         )
     try:
-        run = SyncRun.objects.create(source=source, kind=kind)  # started once it holds the lease
+        # Started once it holds the lease.
+        run = SyncRun.objects.create(source=source, kind=kind, worker=worker_name())
 
         def work(counts):
             with client_for(source) as client:
@@ -164,7 +171,10 @@ def record_run(run, work):
 def sync_source_by_id(source_id, full=False):
     source = Source.objects.filter(pk=source_id, enabled=True).first()
     if source is not None:
-        sync_source(source, full=full)
+        # Both schedules fire in the same minute every MJ_FULL_SYNC_MINUTES: a full pass
+        # waits for that minute's light pass, which is short, rather than be skipped.
+        # A light pass skips: the next minute brings another.
+        sync_source(source, full=full, wait_seconds=FULL_PASS_WAITS if full else 0)
 
 
 def enqueue_passes(full=False):
@@ -186,7 +196,7 @@ def full_pass():
 def refresh_tasks(source, task_ids):
     """Ask the proxy for these tasks now, one GET /fetch each (the "refresh from proxy"
     buttons). A task the proxy no longer knows is marked gone, and counted so."""
-    run = SyncRun.objects.create(source=source, kind=SyncRun.Kind.LIGHT)
+    run = SyncRun.objects.create(source=source, kind=SyncRun.Kind.LIGHT, worker=worker_name())
 
     def work(counts):
         unknown = []
@@ -203,6 +213,11 @@ def refresh_tasks(source, task_ids):
         )
 
     return record_run(run, work)
+
+
+def worker_name():
+    # Called per pass: django-q2 forks its workers after this module is imported.
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
 
 
 def client_for(source):
@@ -268,6 +283,7 @@ class Pass:
         self.owner = owner
         self.seen = set()
         self.looks_like_trueai = False
+        self.renewed = time.monotonic()
 
     def execute(self, full):
         is_relay = self.source.kind == SourceKind.RELAY
@@ -287,7 +303,16 @@ class Pass:
     def counted(self, counts, ids):
         self.counts.add(counts)
         self.seen.update(ids)
+        self.renew_lease()
+
+    def renew_lease(self):
         renew_lease(self.source, self.owner)
+        self.renewed = time.monotonic()
+
+    def keep_lease(self):
+        # While the list downloads and is checked, which can take minutes on a slow proxy.
+        if time.monotonic() - self.renewed >= settings.MJ_SYNC_LEASE_SECONDS / 3:
+            self.renew_lease()
 
     def read_queue(self):
         items = self.client.queue()
@@ -298,7 +323,7 @@ class Pass:
     def read_list(self):
         index = ListIndex()
         listed = set()
-        with self.client.list_tasks(index.note) as read:
+        with self.client.list_tasks(index.note, keep_alive=self.keep_lease) as read:
             for batch in chunked(index.entries, BATCH):
                 counts, ids = ingest_listed(self.source, batch, read, run=self.run)
                 self.counted(counts, ids)
