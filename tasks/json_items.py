@@ -9,6 +9,7 @@ and is never held whole in memory.
 
 import codecs
 import json
+import re
 from typing import NamedTuple
 
 CHUNK = 1 << 20  # bytes read at a time
@@ -18,6 +19,10 @@ WHITESPACE = " \t\n\r"
 class Item(NamedTuple):
     text: str  # the item's JSON text exactly as received
     value: object  # the parsed value
+    # Why this item is not valid JSON although the array around it is sound (a NaN, a
+    # raw control character, bytes that are not UTF-8): the sync counts it invalid
+    # and goes on with the rest. Its value is read leniently, for its id.
+    problem: str = ""
 
 
 class NotAnArray(ValueError):
@@ -30,6 +35,42 @@ def reject_constant(name):
 
 
 DECODER = json.JSONDecoder(parse_constant=reject_constant)
+# Reads what DECODER refuses inside one item, so the item can be set aside on its own:
+# NaN and Infinity, raw control characters, integers too long for Python to convert.
+LENIENT = json.JSONDecoder(parse_constant=str, parse_int=lambda digits: digits, strict=False)
+# Bytes that are not UTF-8 are decoded to these (errors="surrogateescape"), and encoded
+# back to the same bytes: an item holding one is refused, the rest of the array is read.
+NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def problem_of(exc):
+    """The reason, in words, that DECODER refused an item LENIENT could read."""
+    text = str(exc)
+    if "control character" in text:
+        return "a string holds a raw control character (JSON wants it escaped)"
+    if "is not a JSON value" in text:
+        return text  # NaN, Infinity
+    if "digits" in text:
+        return "a number has more digits than can be read (over 4300)"
+    return f"not valid JSON: {text}"
+
+
+def not_utf8_problem(text):
+    found = NOT_UTF8.search(text)
+    if found is None:
+        return ""
+    byte = ord(found.group()) - 0xDC00
+    return f"bytes that are not UTF-8 (0x{byte:02x} at character {found.start()} of the record)"
+
+
+def decode_item(text):
+    """The Item whose exact text this is (see Item.problem)."""
+    try:
+        return Item(text, DECODER.decode(text), not_utf8_problem(text))
+    except RecursionError:
+        raise
+    except ValueError as exc:
+        return Item(text, LENIENT.decode(text), problem_of(exc))
 
 
 def iter_items(stream, chunk=CHUNK):
@@ -57,7 +98,7 @@ def iter_items_in_place(stream, chunk=CHUNK):
     for _ in reader.elements():
         char_start = reader.offset()
         item = reader.decode_value()
-        data = item.text.encode("utf-8")
+        data = item.text.encode("utf-8", "surrogateescape")
         start = byte_end + (char_start - char_end)
         byte_end, char_end = start + len(data), char_start + len(item.text)
         yield item, data, start
@@ -66,8 +107,7 @@ def iter_items_in_place(stream, chunk=CHUNK):
 def read_item(stream, start, size):
     """The Item whose text is the `size` bytes at `start` (as iter_items_in_place told)."""
     stream.seek(start)
-    text = stream.read(size).decode("utf-8")
-    return Item(text, DECODER.decode(text))
+    return decode_item(stream.read(size).decode("utf-8", "surrogateescape"))
 
 
 NUMBER_GOES_ON = ".eE+-0123456789"
@@ -77,7 +117,8 @@ class Reader:
     def __init__(self, stream, chunk):
         self.stream = stream
         self.chunk = chunk
-        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        self.not_utf8 = False  # whether any byte so far was not UTF-8 (NOT_UTF8)
         self.buf = ""
         self.pos = 0
         self.dropped = 0  # characters handed out and dropped from the front of buf
@@ -126,7 +167,9 @@ class Reader:
         while not self.eof and len(self.buf) - self.pos < wanted:
             data = self.stream.read(self.chunk)
             self.eof = not data
-            self.buf += self.decoder.decode(data, final=self.eof)
+            text = self.decoder.decode(data, final=self.eof)
+            self.not_utf8 = self.not_utf8 or NOT_UTF8.search(text) is not None
+            self.buf += text
 
     def peek(self):
         if self.pos >= len(self.buf):
@@ -156,18 +199,25 @@ class Reader:
     def decode_value(self):
         extra = self.chunk
         while True:
+            problem = ""
             try:
                 value, end = DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError:
-                if self.eof:
-                    raise
-                # Most likely cut off at the end of the buffer: read more, try again.
-                self.fill(extra)
-                extra *= 2
-                continue
+            except ValueError as exc:
+                try:
+                    value, end = LENIENT.raw_decode(self.buf, self.pos)
+                    problem = problem_of(exc)
+                except json.JSONDecodeError:
+                    if self.eof:
+                        raise exc from None
+                    # Most likely cut off at the end of the buffer: read more, try again.
+                    self.fill(extra)
+                    extra *= 2
+                    continue
             if not self.eof and self.may_go_on(value, end):
                 self.fill(1)
                 continue
-            item = Item(self.buf[self.pos : end], value)
+            text = self.buf[self.pos : end]
+            if self.not_utf8 and not problem:
+                problem = not_utf8_problem(text)
             self.pos = end
-            return item
+            return Item(text, value, problem)

@@ -104,7 +104,7 @@ def raw_hash_of_bytes(data):
 def raw_text_for_invalid(value, limit=1_000_000, text=None):
     """Best-effort text of a record that failed, for the invalid-records table."""
     if text is not None:
-        return text[:limit]
+        return storable(text)[:limit]
     try:
         text = to_json_text(value)
     except (ValueError, TypeError, RecursionError):
@@ -139,6 +139,28 @@ def identify(item, text=None):
         except (ValueError, TypeError, RecursionError) as exc:
             raise InvalidRecord(f"cannot be stored as JSON: {exc}", task_id) from exc
     return Received(item, task_id, text, raw_hash(text))
+
+
+def storable(text):
+    """Text a database column takes, showing what it cannot hold: a NUL as the JSON
+    escape \\u0000, a byte that was not UTF-8 (a surrogate escape) as \\xff."""
+    if "\x00" in text or SURROGATE.search(text):
+        text = SURROGATE.sub(shown_surrogate, text.replace("\x00", "\\u0000"))
+    return text
+
+
+def shown_surrogate(match):
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the byte it escapes
+    return f"\\u{code:04x}"
+
+
+def task_id_if_any(item):
+    try:
+        return task_id_of(item)
+    except InvalidRecord:
+        return ""
 
 
 def task_id_of(item):

@@ -402,6 +402,8 @@ class ListIndex:
         if isinstance(value, dict) and "isCompleted" in value:
             self.looks_like_trueai = True
         try:
+            if item.problem:
+                raise records.InvalidRecord(item.problem)  # read back, counted invalid
             task_id = records.task_id_of(value)
         except records.InvalidRecord:
             self.entries.append(Listed(None, None, start, len(data)))
@@ -466,6 +468,8 @@ def identify_all(source, items, run, now):
         # Items from the client carry their exact text; plain values are serialised.
         value, text = (item.value, item.text) if isinstance(item, Item) else (item, None)
         try:
+            if isinstance(item, Item) and item.problem:
+                raise records.InvalidRecord(item.problem, records.task_id_if_any(value))
             got = records.identify(value, text)
         except records.InvalidRecord as exc:
             invalid.append(invalid_row(source, run, now, value, exc, text))
