@@ -9,11 +9,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
-from . import deletion, sync
-from .image_urls import image_lost, thumb_size, thumb_url
+from . import deletion, search, sync
+from .image_urls import image_lost, large_url, live_link, thumb_size, thumb_url
+from .images import is_web_url
 from .models import (
     ApiToken,
+    ImageState,
     InvalidRecord,
     Source,
     SyncRun,
@@ -23,6 +26,24 @@ from .models import (
     new_hook_token,
 )
 from .views import redact, secret_values
+
+REFRESH_LIMIT = 200  # tasks per "Refresh from proxy" action
+
+
+def no_image(task):
+    """Why a task that had an image shows none: (a word for the list, a sentence for
+    its page); None when it shows one (tasks/image_urls.py decides) or never had one."""
+    if image_lost(task):
+        return "lost", "image lost: the link expired before it could be copied"
+    if thumb_url(task):
+        return None
+    if task.image_state == ImageState.FAILED:
+        return "failed", "no image: copying it failed (see image error below)"
+    if is_web_url(task.image_url):
+        return "expired", "no image: the proxy's link has expired and no copy was archived"
+    if task.image_url:
+        return "not http(s)", "no image: the proxy's image URL is not an http(s) link"
+    return None
 
 
 class NoCountPaginator(Paginator):
@@ -37,6 +58,21 @@ class NoCountPaginator(Paginator):
     @cached_property
     def count(self):
         return self.object_list.order_by()[: self.COUNT_CAP].count()
+
+
+class SavesFormFieldsOnly:
+    """Saving a change writes only the columns its form edits.
+
+    The admin reads the row when the POST arrives and a plain save() writes every column
+    back. Meanwhile a sync pass renews a source's lease, a notify-hook counts itself, an
+    API request stamps a token's last_used: a full save would put the old values back.
+    """
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        edited = [f.name for f in obj._meta.concrete_fields if f.name in form.fields]
+        obj.save(update_fields=edited)
 
 
 class SourceForm(forms.ModelForm):
@@ -68,7 +104,7 @@ class SourceForm(forms.ModelForm):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
     form = SourceForm
     list_display = ["name", "base_url", "kind", "enabled", "shown_secret", "last_sync"]
     readonly_fields = ["shown_secret", "hook", "hooks_received", "hooks_invalid", "last_hook_at"]
@@ -131,7 +167,12 @@ class SourceAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Mirrored data is read-only: it changes only through the sync."""
+    """Mirrored data is read-only: it changes only through the sync.
+
+    Without change permission the admin shows its own view-only form (no inputs, no
+    Save buttons) and answers a POST to it with 403 before building a form: nothing is
+    saved and no LogEntry written, superusers included.
+    """
 
     def has_add_permission(self, request):
         return False
@@ -148,6 +189,12 @@ class TaskEventInline(admin.TabularInline):
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -186,7 +233,8 @@ class TaskAdmin(ReadOnlyAdmin):
     list_display += ["short"]
     list_display_links = ["task_id"]
     list_filter = ["status", "action", "source", SubmittedFilter, "in_queue"]
-    search_fields = ["=task_id", "prompt"]
+    search_fields = ["=task_id", "prompt"]  # shows the search box; see get_search_results
+    search_help_text = "A task id, or words of the prompt, promptEn, description or fail reason."
     date_hierarchy = None
     ordering = ["-submitted", "-id"]
     list_select_related = ["source"]
@@ -210,10 +258,19 @@ class TaskAdmin(ReadOnlyAdmin):
             qs = qs.defer("raw", "properties")
         return qs
 
+    def get_search_results(self, request, queryset, search_term):
+        # The pages' text search (tasks/search.py): its index, not a LIKE over every
+        # prompt, and the same answers as /tasks/?q= (each word must match; an id matches).
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(search.text_filter(search_term, using=queryset.db)), False
+
     @admin.display(description="image")
     def thumbnail(self, obj):
-        if image_lost(obj):
-            return "lost"
+        missing = no_image(obj)
+        if missing:
+            word, why = missing
+            return format_html('<span title="{}">{}</span>', obj.image_error or why, word)
         url = thumb_url(obj)  # the archived thumbnail, else the proxy's http(s) link
         if not url:
             return "—"
@@ -226,6 +283,33 @@ class TaskAdmin(ReadOnlyAdmin):
             max(1, round(h * scale)),
         )
 
+    @admin.display(description="image")
+    def image(self, obj):
+        """The change page's picture: the archived thumbnail linking to the archived
+        original, else the proxy's own http(s) link while it may live (image_urls.py)."""
+        missing = no_image(obj)
+        if missing:
+            return missing[1]
+        thumb = thumb_url(obj)
+        if not thumb:
+            return "—"
+        where = (
+            "the proxy's link, not archived (yet)"
+            if thumb == live_link(obj)
+            else "archived copy; click for the original"
+        )
+        # A size not known (a live link): a width only, so the browser keeps the shape.
+        known = thumb_size(obj)
+        size = format_html('width="{}" height="{}"', *known) if known else 'width="320"'
+        return format_html(
+            '<a href="{}"><img src="{}" {} alt="{}"></a><br>{}',
+            large_url(obj) or thumb,
+            thumb,
+            mark_safe(size),  # noqa: S308 (constant text, or format_html's)
+            obj.task_id,
+            where,
+        )
+
     @admin.display(description="prompt")
     def short(self, obj):
         text = obj.prompt or obj.description
@@ -233,10 +317,23 @@ class TaskAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refresh from proxy", permissions=["change"])
     def refresh_from_proxy(self, request, queryset):
+        # One request to the proxy per task, inside this web request: "select all" over
+        # a million tasks must not become a million calls. The sync refreshes the rest.
+        rows = list(queryset.values_list("source_id", "task_id")[: REFRESH_LIMIT + 1])
+        if len(rows) > REFRESH_LIMIT:
+            self.message_user(
+                request,
+                f"Select at most {REFRESH_LIMIT} tasks to refresh at once; "
+                "the sync refreshes unfinished tasks by itself.",
+                messages.ERROR,
+            )
+            return
         by_source = {}
-        for task in queryset.select_related("source"):
-            by_source.setdefault(task.source, []).append(task.task_id)
-        for source, ids in by_source.items():
+        for source_id, task_id in rows:
+            by_source.setdefault(source_id, []).append(task_id)
+        sources = Source.objects.in_bulk(list(by_source))
+        for source_id, ids in by_source.items():
+            source = sources[source_id]
             run = sync.refresh_tasks(source, ids)
             level = messages.SUCCESS if run.outcome == SyncRun.Outcome.OK else messages.ERROR
             self.message_user(
@@ -244,16 +341,22 @@ class TaskAdmin(ReadOnlyAdmin):
             )
 
     def has_change_permission(self, request, obj=None):
-        # The refresh action needs the changelist's action form, so those with
-        # tasks.change_task (not the "viewer" group) have it; edits stay impossible
-        # because every field is read-only.
-        return admin.ModelAdmin.has_change_permission(self, request, obj)
+        # Model-level (obj None: the changelist and its actions), tasks.change_task
+        # grants the "Refresh from proxy" action, which writes through the sync and its
+        # never-backwards rule. Object-level it is always False: the change form is the
+        # admin's view-only page, and a POST to it is refused (403), superusers included;
+        # a save there would write the row as read back over whatever a sync had just
+        # stored, an older status included.
+        if obj is not None:
+            return False
+        return admin.ModelAdmin.has_change_permission(self, request)
 
     def get_readonly_fields(self, request, obj=None):
         # raw and properties are shown redacted: proxies echo the notify-hook URL, whose
         # path is the credential, in every record.
         shown = {"raw": "raw_record", "properties": "properties_shown"}
-        return [shown.get(f.name, f.name) for f in self.model._meta.fields if f.name != "raw_hash"]
+        fields = [shown.get(f.name, f.name) for f in self.model._meta.fields]
+        return ["image"] + [f for f in fields if f != "raw_hash"]
 
     @admin.display(description="raw")
     def raw_record(self, obj):
@@ -271,6 +374,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
     list_filter = ["outcome", "kind", "source"]
     ordering = ["-started"]
     show_full_result_count = False
+    paginator = NoCountPaginator  # a run a minute per source: no COUNT of them all
 
 
 @admin.register(InvalidRecord)
@@ -288,7 +392,7 @@ class InvalidRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
     list_display = ["prefix", "user", "created", "last_used", "revoked"]
     list_filter = ["revoked"]
     fields = ["user", "prefix", "created", "last_used", "revoked"]
