@@ -114,6 +114,10 @@ class TaskFilterForm(forms.Form):
             except forms.ValidationError:
                 data[name] = field.clean(None) if not field.required else None
         data["sort"] = data.get("sort") or DEFAULT_SORT
+        if data.get("submitted_after") or data.get("submitted_before"):
+            # Dates someone typed win over a preset left in the URL: both at once would
+            # silently cut the custom range to the preset's window.
+            data["range"] = ""
         return data
 
     def filter(self, qs, facets=True, now=None):
@@ -126,9 +130,8 @@ class TaskFilterForm(forms.Form):
         if v["source"]:
             qs = qs.filter(source__name=v["source"])
         after = v["submitted_after"]
-        if v["range"] in RANGES:
-            window_start = (now or timezone.now()) - RANGES[v["range"]][0]
-            after = max(after, window_start) if after else window_start
+        if v["range"] in RANGES:  # never set together with a date (see values)
+            after = (now or timezone.now()) - RANGES[v["range"]][0]
         if after:
             qs = qs.filter(submitted__gte=after)
         if v["submitted_before"]:

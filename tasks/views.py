@@ -71,9 +71,10 @@ def gallery(request):
 def list_page(request, template, size, page):
     form = TaskFilterForm(request.GET)
     values = form.values
+    images_only = page == "gallery"
     qs = form.filter(Task.objects.for_list())
-    if page == "gallery":
-        qs = qs.exclude(image_url="", thumb_file="")
+    if images_only:
+        qs = with_image(qs)
     cursor = request.GET.get("cursor")
     if not cursor and request.GET.get("before"):
         # The previous-page link names the row it must end before; the page is found here,
@@ -82,7 +83,7 @@ def list_page(request, template, size, page):
     rows, next_cursor = keyset_page(qs, values["sort"], cursor, size)
     first_cursor = make_cursor(rows[0], SORTS[values["sort"]][0]) if cursor and rows else None
     decorate(rows)
-    statuses, actions, sample_size, capped = facet_counts(form, request)
+    statuses, actions, sample_size, capped = facet_counts(form, request, images_only)
     ctx = {
         "page": page,
         "form": form,
@@ -106,6 +107,11 @@ def list_page(request, template, size, page):
     return render(request, template, ctx)
 
 
+def with_image(qs):
+    """The tasks the gallery shows: those with an image link or an archived thumbnail."""
+    return qs.exclude(image_url="", thumb_file="")
+
+
 @login_required
 def list_live(request):
     """The rows of unfinished tasks, for the list's poll (htmx, every 2 s)."""
@@ -124,13 +130,15 @@ def task_detail(request, task_id):
     task, others = find_task(request, task_id)
     raw = parse_raw(task.raw)
     secrets = secret_values()
+    result = result_text(task)
     ctx = {
         "page": "detail",
         "task": decorate([task])[0],
         "others": others,
         "raw_pretty": redact(json.dumps(raw, indent=2, ensure_ascii=False), secrets),
         "properties": [(key, redact(text, secrets)) for key, text in as_text(task.properties)],
-        "final_prompt": final_prompt(task),
+        "prompt_rows": prompt_rows(task, result),
+        "result": result,
         "buttons": buttons(raw),
         "extra_fields": [(key, redact(text, secrets)) for key, text in extra_fields(raw)],
         "events": timeline(task),
@@ -157,7 +165,9 @@ def refresh(request, task_id):
     # Through the sync, never the client: the same rules (no going backwards) apply.
     run = sync.refresh_tasks(task.source, [task.task_id])
     if run.outcome == SyncRun.Outcome.OK:
-        if run.updated:
+        if run.gone:
+            messages.warning(request, _("The proxy no longer has this task; the mirror keeps it."))
+        elif run.updated:
             messages.success(request, _("Refreshed from the proxy: the task changed."))
         else:
             messages.info(request, _("Refreshed from the proxy: nothing new."))
@@ -358,9 +368,11 @@ def parse_cursor(cursor, key):
 # (FACET_SAMPLE_TEXT with a text search), filtered by everything but status and action.
 
 
-def facet_counts(form, request):
+def facet_counts(form, request, images_only=False):
     values = form.values
     base = form.filter(Task.objects.all(), facets=False)
+    if images_only:  # the gallery's chips count the cards they lead to
+        base = with_image(base)
     size = FACET_SAMPLE_TEXT if values["q"] else FACET_SAMPLE
     sample = base.order_by("-submitted", "-id").values_list("status", "action")[:size]
     # Grouped over the sample's own columns: "id IN (sample)" would read every row twice.
@@ -489,13 +501,42 @@ def redact(text, secrets):
     return text
 
 
-def final_prompt(task):
+RESULT_ACTIONS = ("DESCRIBE", "SHORTEN")  # their result is the bot's text, not a picture
+
+
+def result_text(task):
+    """What the detail page shows under the prompts: a DESCRIBE's prompts, a SHORTEN's
+    analysis (the bot's Discord text, with its **bold**), or another task's finalPrompt
+    when it says more than the prompts do."""
     value = (task.properties or {}).get("finalPrompt")
     if not isinstance(value, str) or not value.strip():
+        value = None
+    if value is None and task.action == "DESCRIBE":
+        # novicezk's proxy puts the described prompts in prompt and promptEn as well.
+        value = (task.prompt_en or "").strip() or (task.prompt or "").strip() or None
+    if value is None:
         return None
-    if value.strip() in (task.prompt_en.strip(), task.prompt.strip()):
+    if task.action not in RESULT_ACTIONS and value.strip() in (
+        (task.prompt_en or "").strip(),
+        (task.prompt or "").strip(),
+    ):
         return None  # nothing the page does not show already
     return value
+
+
+def prompt_rows(task, result):
+    """(label, text) of prompt and promptEn, each text shown once: promptEn only when it
+    says something the prompt does not, neither when it repeats the result below them
+    (a DESCRIBE's prompts are in all three)."""
+    prompt, prompt_en = (task.prompt or "").strip(), (task.prompt_en or "").strip()
+    repeated = {result.strip()} if result else set()
+    rows = []
+    if not prompt or prompt not in repeated:
+        rows.append((_("Prompt"), task.prompt or ""))
+        repeated.add(prompt)
+    if prompt_en and prompt_en not in repeated:
+        rows.append(("promptEn", task.prompt_en))
+    return rows
 
 
 def buttons(raw):

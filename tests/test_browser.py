@@ -7,11 +7,13 @@ tests skip with a loud reason, except under CI=true, where they fail.
 import os
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
 from tasks.models import Source, Task
 from tasks.sync import ingest, sync_source
@@ -95,6 +97,115 @@ def test_a_person_filters_by_status_action_time_and_text(page, live_server, sour
     page.press("input[name=q]", "Enter")
     page.wait_for_url(re.compile(r"q="))
     assert row_ids(page) == ["1004"]
+
+
+def test_custom_dates_replace_a_chosen_preset(page, live_server, source):
+    now = timezone.now()
+    ingest(
+        source,
+        [
+            record(1, id="1001", submitTime=ms(now - timedelta(minutes=30))),
+            record(2, id="1002", submitTime=ms(now - timedelta(days=3))),
+            record(3, id="1003", submitTime=ms(now - timedelta(days=10))),
+        ],
+    )
+    page.goto(live_server.url + reverse("tasks:list"))
+    page.click("label.chip:has-text('Last 24 hours')")
+    page.wait_for_url(re.compile(r"range=24h"))
+    assert row_ids(page) == ["1001"]
+
+    # Then a custom range four to two days back (the site's time zone, as the form reads it).
+    page.click(".custom-range summary")
+    preset = page.locator("input[name=range][value='24h']")
+    assert not preset.is_checked()  # choosing Custom let go of the preset
+    page.fill("input[name=submitted_after]", local_input(now - timedelta(days=4)))
+    page.fill("input[name=submitted_before]", local_input(now - timedelta(days=2)))
+    page.click("button:has-text('Filter')")
+    page.wait_for_url(re.compile(r"submitted_after="))
+
+    assert "range=24h" not in page.url
+    assert row_ids(page) == ["1002"]
+    assert not preset.is_checked()
+    assert page.locator(".custom-range summary.selected").count() == 1
+
+    # A preset again: the typed dates go, the preset is the filter.
+    page.click("label.chip:has-text('Last 7 days')")
+    page.wait_for_url(re.compile(r"range=7d"))
+    assert "submitted_after=&" in page.url + "&" and "submitted_before=&" in page.url + "&"
+    assert row_ids(page) == ["1001", "1002"]
+    assert page.locator("input[name=range][value='7d']").is_checked()
+
+
+def test_a_phone_in_dark_mode_gets_dark_pages_that_fit_the_screen(
+    page, browser, live_server, start_sim, make_source, clock
+):
+    # Realistic records: a simulated history with long prompts, fail reasons, buttons.
+    sim = start_sim("novicezk", tasks=60)
+    src = make_source(sim, name="main")
+    shortened = sim.submit(action="SHORTEN", prompt="黄昏时的灯塔, cinematic lighting --ar 16:9")
+    # An image prompt starts with a long unbroken link.
+    link = "https://cdn.discordapp.com/attachments/1100000000000000001/1100000000000000002/"
+    failed = sim.submit(prompt=f"{link}{'reference_' * 8}.png 一只猫" + "在窗台上" * 40, fail=True)
+    clock.advance(600)
+    sync_source(src, full=True)
+    upscale = Task.objects.filter(action="UPSCALE").order_by("-submitted").first()
+    urls = [
+        reverse("tasks:list"),
+        reverse("tasks:gallery"),
+        Task.objects.get(task_id=shortened).get_absolute_url(),
+        Task.objects.get(task_id=failed).get_absolute_url(),
+        "/",
+    ]
+    if upscale:
+        urls.append(upscale.get_absolute_url())
+    schemes = {}
+    for scheme in ("dark", "light"):
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=3,
+            is_mobile=True,
+            has_touch=True,
+            color_scheme=scheme,
+            locale="en-US",
+        )
+        context.add_cookies(page.context.cookies())  # the login of the page fixture
+        phone = context.new_page()
+        colours = {}
+        for url in urls:
+            phone.goto(live_server.url + url)
+            phone.wait_for_load_state()
+            widths = phone.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert widths[0] <= widths[1], (scheme, url, widths)
+            colours[url] = phone.evaluate(
+                "[getComputedStyle(document.body).backgroundColor,"
+                " getComputedStyle(document.body).color]"
+            )
+        schemes[scheme] = colours
+        context.close()
+
+    for url in urls:
+        dark_bg, dark_text = schemes["dark"][url]
+        light_bg, light_text = schemes["light"][url]
+        assert dark_bg != light_bg and dark_text != light_text, url
+        assert luminance(dark_bg) < 0.1 < 0.8 < luminance(light_bg), (url, dark_bg, light_bg)
+        assert luminance(dark_text) > 0.5, (url, dark_text)
+
+
+def ms(moment):
+    return int(moment.timestamp() * 1000)
+
+
+def local_input(moment):
+    """A moment as a datetime-local input holds it, in the site's time zone."""
+    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def luminance(css_colour):
+    """Relative luminance (0 black, 1 white) of an "rgb(r, g, b)" computed colour."""
+    r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css_colour)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def test_a_person_pages_deep_into_a_long_list(page, live_server, source):

@@ -337,6 +337,43 @@ def test_chips_count_the_newest_matches_and_say_so_when_capped(client, tasks, mo
     assert not whole.context["facets_capped"]
 
 
+def test_gallery_chips_count_only_the_tasks_that_have_an_image(client, source):
+    ingest(
+        source,
+        [
+            record(1),
+            record(2, action="UPSCALE"),
+            record(3, status="FAILURE", failReason="banned prompt", imageUrl=None),
+            record(4, status="FAILURE", failReason="timeout", imageUrl=None),
+            record(5, status="FAILURE", failReason="timeout", imageUrl="", action="UPSCALE"),
+            record(6, status="FAILURE", failReason="late", imageUrl="", action="VARIATION"),
+            record(7, status="SUBMITTED", progress="", imageUrl=None, finishTime=None),
+        ],
+    )
+    # An image the archive kept after the record lost its link still makes a card.
+    Task.objects.filter(task_id=record(6)["id"]).update(
+        image_state=ImageState.ARCHIVED, thumb_file="thumbs/ab/six.webp"
+    )
+    response = client.get(reverse("tasks:gallery"))
+    statuses = {c["value"]: c["n"] for c in response.context["statuses"]}
+    actions = {c["value"]: c["n"] for c in response.context["actions"]}
+
+    assert statuses == {"SUCCESS": 2, "FAILURE": 1}
+    assert actions == {"IMAGINE": 1, "UPSCALE": 1, "VARIATION": 1}
+    assert len(ids(response)) == 3
+    # Every chip leads to as many cards as it says.
+    for chip in response.context["statuses"] + response.context["actions"]:
+        followed = client.get(reverse("tasks:gallery") + chip["url"])
+        assert len(ids(followed)) == chip["n"], chip
+    # The list still counts every task.
+    listed = client.get(reverse("tasks:list"))
+    assert {c["value"]: c["n"] for c in listed.context["statuses"]} == {
+        "SUCCESS": 2,
+        "FAILURE": 4,
+        "SUBMITTED": 1,
+    }
+
+
 def test_it_filters_by_submit_time_with_dates_and_datetimes(client, tasks):
     # Task n was submitted at T0 + n minutes: 22:14:20 for n=1 ... 22:19:20 for n=6.
     after = client.get(reverse("tasks:list") + "?submitted_after=2023-11-14T22:16:00Z")
@@ -349,6 +386,35 @@ def test_it_filters_by_submit_time_with_dates_and_datetimes(client, tasks):
     assert len(ids(day)) == 6
     nothing = client.get(reverse("tasks:list") + "?submitted_after=2023-11-15")
     assert ids(nothing) == []
+
+
+def test_typed_dates_win_over_a_preset_left_in_the_url(client, tasks):
+    # The fixtures are from 2023: "last 24 hours" alone finds none of them.
+    assert ids(client.get(reverse("tasks:list"), {"range": "24h"})) == []
+    query = {
+        "range": "24h",
+        "submitted_after": "2023-11-14T22:16:00",
+        "submitted_before": "2023-11-14T22:18:00",
+    }
+
+    response = client.get(reverse("tasks:list"), query)
+
+    assert ids(response) == [record(4)["id"], record(3)["id"]]  # 22:17:20 and 22:16:20
+    assert response.context["values"]["range"] == ""
+    page = response.content.decode()
+    assert 'value="24h" checked' not in page  # the preset is not shown as chosen
+    assert '<details class="custom-range" open>' in page
+    assert response.context["form"].is_filtered()
+    gallery = client.get(reverse("tasks:gallery"), query)
+    assert ids(gallery) == [record(4)["id"]]  # 3 failed without an image
+    export = client.get(reverse("tasks:export_csv"), query)
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert [r["task_id"] for r in rows] == [record(4)["id"], record(3)["id"]]
+    # Only one bound is typed: it still wins, the other side stays open.
+    before_only = client.get(
+        reverse("tasks:list"), {"range": "1h", "submitted_before": "2023-11-14T22:16:00"}
+    )
+    assert ids(before_only) == [record(2)["id"], record(1)["id"]]
 
 
 def test_a_broken_date_is_ignored_and_reported_not_a_server_error(client, tasks):
@@ -548,6 +614,48 @@ def test_the_live_rows_stop_polling_once_every_task_finished(client, source, tas
     assert "hx-trigger" not in page
 
 
+def row_html(page, task):
+    start = page.index(f'<tr id="task-{task.pk}"')
+    return page[start : page.index("</tr>", start)]
+
+
+def test_each_row_shows_when_how_long_and_why_it_failed(client, tasks, source, settings):
+    # Times are shown in the site's TIME_ZONE; the zone's name is in the tooltip.
+    settings.TIME_ZONE = "Asia/Shanghai"
+    page = client.get(reverse("tasks:list")).content.decode()
+
+    # Task 3 failed: submitted 22:16:20 UTC (T0 + 3 min), started 5 s later, failed
+    # 300 s after submission, so it ran 4 min 55 s.
+    failed = row_html(page, Task.objects.get(task_id=record(3)["id"]))
+    assert '<time datetime="2023-11-15T06:16:20+08:00" title="2023-11-15 06:16:20 CST">' in failed
+    assert '<small class="muted">2023-11-15 06:16:20</small>' in failed
+    assert '<span class="fail-reason">任务超时</span>' in failed
+    assert '<td class="c-duration">4 min 55 s</td>' in failed
+    # Task 1 succeeded after 1 min of work; no fail reason.
+    done = row_html(page, Task.objects.get(task_id=record(1)["id"]))
+    assert "2023-11-15 06:14:20" in done
+    assert '<td class="c-duration">1 min 0 s</td>' in done
+    assert "fail-reason" not in done
+    # Task 5 is still running: the time it waited in the queue, marked as such.
+    running = row_html(page, Task.objects.get(task_id=record(5)["id"]))
+    assert 'title="waited in the queue">5 s</span>' in running
+
+    # How long ago, from a task submitted 2 days, 3 hours and 10 minutes ago.
+    submitted = timezone.now() - timedelta(days=2, hours=3, minutes=10)
+    ms = int(submitted.timestamp() * 1000)
+    ingest(
+        source,
+        [record(9, id="recent", submitTime=ms, startTime=ms + 2_000, finishTime=ms + 44_500)],
+    )
+    page = client.get(reverse("tasks:list")).content.decode()
+    recent = row_html(page, Task.objects.get(task_id="recent"))
+    assert ">2\xa0days, 3\xa0hours ago</time>" in recent
+    local = timezone.localtime(Task.objects.get(task_id="recent").submitted)
+    assert f'<small class="muted">{local:%Y-%m-%d %H:%M:%S}</small>' in recent
+    assert local.utcoffset() == timedelta(hours=8)
+    assert '<td class="c-duration">42.5 s</td>' in recent
+
+
 def test_a_lost_image_says_so_instead_of_a_broken_picture(client, source):
     ingest(source, [record(1)])
     Task.objects.update(image_state=ImageState.LOST)
@@ -659,6 +767,85 @@ def test_describe_results_are_rendered_readably(client, source):
     assert "a cat &lt;in&gt; a box" in page
 
 
+def prompt_panel(page):
+    start = page.index("<h2>Prompt</h2>")
+    return page[start : page.index("</section>", start)]
+
+
+def final_prompt_block(page):
+    start = page.index('<div class="prose final-prompt">')
+    return page[start : page.index("</div>", start)]
+
+
+def test_describe_and_shorten_results_from_the_simulator_read_well(
+    client, start_sim, make_source, clock
+):
+    from tasks.sync import sync_source
+
+    sim = start_sim("novicezk")
+    src = make_source(sim)
+    described = sim.submit(action="DESCRIBE", prompt="")
+    shortened = sim.submit(action="SHORTEN", prompt="黄昏时的灯塔 --ar 16:9")
+    clock.advance(600)
+    sync_source(src, full=True)
+
+    # DESCRIBE: the proxy puts the four prompts in prompt, promptEn and finalPrompt.
+    describe = sim.record(described)
+    assert describe["status"] == "SUCCESS"
+    assert describe["prompt"] == describe["promptEn"] == describe["properties"]["finalPrompt"]
+    page = client.get(Task.objects.get(task_id=described).get_absolute_url()).content.decode()
+    panel = prompt_panel(page)
+    lines = describe["prompt"].split("\n\n")
+    assert len(lines) == 4
+    for line in lines:
+        assert panel.count(html.escape(line)) == 1, line  # once, not three times
+        assert f"<p>{html.escape(line)}</p>" in final_prompt_block(page)
+    assert "Described prompts" in panel
+
+    # SHORTEN: Discord's **bold** becomes <strong>, its line breaks stay.
+    shorten = sim.record(shortened)["properties"]["finalPrompt"]
+    assert shorten.startswith("**IMPORTANT TOKENS**\n")
+    page = client.get(Task.objects.get(task_id=shortened).get_absolute_url()).content.decode()
+    block = final_prompt_block(page)
+    assert "**" not in block
+    assert block.count("<strong>") == shorten.count("**") // 2
+    assert "<p><strong>IMPORTANT TOKENS</strong><br>" in block
+    assert "<p><strong>SHORTENED OPTIONS</strong><br>" in block
+    assert "Shorten analysis" in page
+    assert "黄昏时的灯塔 --ar 16:9" in prompt_panel(page)  # the prompt it shortened, once
+
+
+def test_bold_in_a_bot_result_is_marked_up_only_after_escaping(client, source):
+    final = "**<script>alert(1)</script>**\n**a** & <b>b</b> ** c\n\n**\n**"
+    ingest(source, [record(1, action="SHORTEN", properties={"finalPrompt": final})])
+    page = client.get(Task.objects.get().get_absolute_url()).content.decode()
+    block = final_prompt_block(page)
+
+    assert block.endswith(
+        "<p><strong>&lt;script&gt;alert(1)&lt;/script&gt;</strong><br>"
+        "<strong>a</strong> &amp; &lt;b&gt;b&lt;/b&gt; ** c</p>\n\n<p>**<br>**</p>"
+    )
+    assert "<script>" not in page and "<b>b</b>" not in page
+
+
+def test_prompt_and_prompt_en_with_the_same_text_are_shown_once(client, source):
+    ingest(
+        source,
+        [
+            record(1, prompt="a lighthouse at dusk", promptEn="a lighthouse at dusk"),
+            record(2, prompt="黄昏时的灯塔", promptEn="a lighthouse at dusk"),
+        ],
+    )
+    same = client.get(Task.objects.get(task_id=record(1)["id"]).get_absolute_url())
+    assert same.context["prompt_rows"] == [("Prompt", "a lighthouse at dusk")]
+    assert prompt_panel(same.content.decode()).count("a lighthouse at dusk") == 1
+    both = client.get(Task.objects.get(task_id=record(2)["id"]).get_absolute_url())
+    assert both.context["prompt_rows"] == [
+        ("Prompt", "黄昏时的灯塔"),
+        ("promptEn", "a lighthouse at dusk"),
+    ]
+
+
 def test_the_detail_page_links_parent_and_children(client, tasks):
     upscale = Task.objects.get(action="UPSCALE")
     parent = Task.objects.get(task_id=record(2)["id"])
@@ -735,6 +922,47 @@ def test_staff_refresh_a_task_from_the_proxy(admin_client, start_sim, make_sourc
     task.refresh_from_db()
     assert task.status == "SUCCESS"
     assert "Refreshed from the proxy" in response.content.decode()
+
+
+def test_refreshing_a_task_the_proxy_forgot_says_the_mirror_keeps_it(
+    admin_client, start_sim, make_source, clock
+):
+    from tasks.sync import sync_source
+
+    sim = start_sim("novicezk")
+    source = make_source(sim)
+    task_id = sim.submit(prompt="灯塔")
+    clock.advance(600)
+    sync_source(source, full=True)
+    sim.forget(task_id)  # its TTL ran out upstream
+
+    response = admin_client.post(
+        reverse("tasks:refresh", args=[task_id]), {"source": source.name}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "The proxy no longer has this task; the mirror keeps it." in page
+    assert 'class="message warning"' in page
+    assert "nothing new" not in page
+    assert Task.objects.get(task_id=task_id).status == "SUCCESS"  # kept as it was
+
+
+def test_the_refresh_message_names_a_forgotten_task(admin_client, tasks, monkeypatch):
+    # The view's own part, whatever way the sync learns that the proxy forgot the task.
+    task = Task.objects.get(task_id=record(1)["id"])
+    calls = []
+
+    def refresh_tasks(source, task_ids):
+        calls.append((source, task_ids))
+        return SyncRun.objects.create(source=source, kind="light", outcome="ok", gone=1)
+
+    monkeypatch.setattr(views.sync, "refresh_tasks", refresh_tasks)
+    response = admin_client.post(
+        reverse("tasks:refresh", args=[task.task_id]), {"source": "main"}, follow=True
+    )
+
+    assert calls == [(task.source, [task.task_id])]
+    assert "The proxy no longer has this task; the mirror keeps it." in response.content.decode()
 
 
 # Exports

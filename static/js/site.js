@@ -2,9 +2,47 @@
 (function () {
   "use strict";
 
+  // The time range is a preset or custom dates, never both (the server would let the
+  // dates win, but the page must not send what it does not mean): picking a preset empties
+  // the dates, and opening Custom or typing a date unchecks the preset.
+  var DATES = "input[name=submitted_after], input[name=submitted_before]";
+
+  function clearDates(form) {
+    Array.prototype.forEach.call(form.querySelectorAll(DATES), function (input) {
+      input.value = "";
+    });
+  }
+
+  function clearPreset(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("input[name=range]"), function (radio) {
+      radio.checked = false;
+      var chip = radio.closest(".chip");
+      if (chip) chip.classList.remove("selected");
+    });
+    var custom = form.querySelector(".custom-range summary");
+    if (custom) custom.classList.add("selected");
+  }
+
+  document.addEventListener("input", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches(DATES) && el.form && el.value) clearPreset(el.form);
+  });
+
+  // "toggle" does not bubble: caught on its way down.
+  document.addEventListener("toggle", function (event) {
+    var el = event.target;
+    if (!el.matches || !el.matches("details.custom-range") || !el.open) return;
+    var form = el.closest("form");
+    if (form) clearPreset(form);
+  }, true);
+
   // Selects and radios marked data-autosubmit send their form on change.
   document.addEventListener("change", function (event) {
     var el = event.target;
+    if (el.matches && el.matches(DATES) && el.form && el.value) clearPreset(el.form);
+    if (el.matches && el.matches("input[name=range]") && el.checked && el.form) {
+      clearDates(el.form);
+    }
     if (el.matches && el.matches("[data-autosubmit]") && el.form) {
       if (el.form.requestSubmit) el.form.requestSubmit(); else el.form.submit();
     }

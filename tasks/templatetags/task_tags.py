@@ -1,9 +1,10 @@
 """Small formatting filters for the pages."""
 
+import re
 from datetime import timedelta
 
 from django import template
-from django.utils.html import format_html
+from django.utils.html import escape, format_html, linebreaks
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
@@ -45,6 +46,20 @@ def duration(value):
         return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
     days, hours = divmod(hours, 24)
     return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
+
+
+# **bold** on one line, as Discord writes it; the text between is never empty or starred.
+BOLD = re.compile(r"\*\*([^*\n]+?)\*\*")
+
+
+@register.filter
+def bot_text(value):
+    """A bot's Discord message (SHORTEN's analysis, DESCRIBE's prompts) as HTML: escaped
+    first, then **bold** made <strong>, blank lines paragraphs and line breaks <br>."""
+    if not isinstance(value, str):
+        return ""
+    marked = BOLD.sub(r"<strong>\1</strong>", escape(value))  # \1 is escaped text
+    return SafeString(linebreaks(marked, autoescape=False))
 
 
 @register.filter
