@@ -364,9 +364,17 @@ class Pass:
     def update_queue_flags(self, queue_ids):
         tasks = Task.objects.filter(source=self.source)
         if queue_ids is None:
-            # No queue endpoint: the queue is what is unfinished upstream.
-            tasks.filter(in_queue=False).unfinished().update(in_queue=True)
-            tasks.filter(in_queue=True).exclude(pk__in=tasks.unfinished()).update(in_queue=False)
+            # No queue endpoint: the queue is what is unfinished upstream. The ids are read
+            # first: an UPDATE takes SQLite's write lock even when it matches no row.
+            joined = list(tasks.filter(in_queue=False).unfinished().values_list("pk", flat=True))
+            left = list(
+                tasks.filter(in_queue=True)
+                .exclude(pk__in=tasks.unfinished())
+                .values_list("pk", flat=True)
+            )
+            for pks, flag in ((joined, True), (left, False)):
+                for chunk in chunked(pks, BATCH):
+                    Task.objects.filter(pk__in=chunk).update(in_queue=flag)
         else:
             stale = tasks.filter(in_queue=True).values_list("task_id", flat=True)
             left = [t for t in stale if t not in queue_ids]

@@ -1,14 +1,19 @@
 """The sync over real HTTP against the built-in proxy simulator."""
 
 import json
+import re
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tasks.models import InvalidRecord, Source, SourceKind, SyncRun, Task, TaskEvent
 from tasks.records import normalise
-from tasks.sync import claim_lease, ingest, release_lease, sync_source
+from tasks.sync import claim_lease, ingest, refresh_tasks, release_lease, sync_source
 
+from .conftest import make_task
 from .faultserver import Reply
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +23,11 @@ def stored_raw(source):
     return {t.task_id: json.loads(t.raw) for t in Task.objects.filter(source=source)}
 
 
+def calls_since(sim, start):
+    """(method, path) of every request the simulator answered since requests_log[start]."""
+    return [(method, urlsplit(path).path) for method, path, _ in sim.requests_log[start:]]
+
+
 def assert_mirrors(source, records):
     rows = {t.task_id: t for t in Task.objects.filter(source=source)}
     for record in records:
@@ -25,8 +35,17 @@ def assert_mirrors(source, records):
         assert json.loads(task.raw) == record
         assert list(json.loads(task.raw)) == list(record)  # key order kept
         typed = normalise(record)
-        for field in ("action", "status", "prompt", "prompt_en", "description", "progress"):
-            assert getattr(task, field) == getattr(typed, field)
+        for field in (
+            "action",
+            "status",
+            "prompt",
+            "prompt_en",
+            "description",
+            "state",
+            "progress",
+            "fail_reason",
+        ):
+            assert getattr(task, field) == getattr(typed, field), field
         assert task.submitted == typed.submitted
         assert task.started == typed.started
         assert task.finished == typed.finished
@@ -80,32 +99,92 @@ def test_a_relay_source_of_unknown_kind_fails_with_advice_about_the_html_page(
     assert "relay" in run.error
 
 
-@pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
-def test_a_second_sync_reports_everything_unchanged_and_writes_nothing(
-    start_sim, make_source, flavor, django_assert_max_num_queries
-):
-    sim = start_sim(flavor, tasks=60)
-    source = make_source(sim)
-    sync_source(source, full=True)
-    before = {t.pk: (t.raw, t.last_changed) for t in Task.objects.all()}
-    events = TaskEvent.objects.count()
+# A statement that writes to the task or event table (the lease and the SyncRun may change).
+WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|COPY|REPLACE)\b", re.IGNORECASE)
+TASK_TABLES = re.compile(r"\btasks_task(event)?\b", re.IGNORECASE)
 
-    run = sync_source(source, full=True)
+
+def task_writes(captured):
+    return [q["sql"] for q in captured if WRITES.match(q["sql"]) and TASK_TABLES.search(q["sql"])]
+
+
+SECOND_PASS_CASES = [
+    ("novicezk", True, "novicezk-full"),
+    ("trueai", True, "trueai-full"),
+    ("relay", True, "relay"),
+    ("novicezk", False, "novicezk-light"),
+    ("trueai", False, "trueai-light"),
+]
+SECOND_PASSES = pytest.mark.parametrize(
+    "flavor, full", [pytest.param(f, full, id=i) for f, full, i in SECOND_PASS_CASES]
+)
+
+
+def snapshot_tasks():
+    return {t.pk: (t.raw, t.last_changed, t.in_queue, t.gone_since) for t in Task.objects.all()}
+
+
+def second_pass(start_sim, make_source, flavor, full):
+    """Mirror a simulator, then run the same kind of pass again with its SQL captured.
+
+    Returns (run, captured queries, tasks before, events before).
+    """
+    sim = start_sim(flavor, tasks=60)
+    for i in range(3):  # unfinished: the queue and list-by-condition have work every pass
+        sim.submit(prompt=f"still running {i}")
+    if flavor == "relay":
+        # A relay has no list: the mirror knows the ids from elsewhere (hooks), as first seen.
+        source = make_source(sim, kind=SourceKind.RELAY)
+        early = [
+            dict(r, status="SUBMITTED", progress="0%") if r["status"] == "SUCCESS" else r
+            for r in sim.all_records()
+        ]
+        ingest(source, early)
+    else:
+        source = make_source(sim)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    if not full:
+        assert sync_source(source).outcome == SyncRun.Outcome.OK  # the first light pass
+    assert Task.objects.filter(source=source).count() == 63
+    before, events = snapshot_tasks(), TaskEvent.objects.count()
+
+    with CaptureQueriesContext(connection) as captured:
+        run = sync_source(source, full=full)
 
     assert run.outcome == SyncRun.Outcome.OK, run.error
-    assert (run.created, run.updated, run.stale, run.invalid) == (0, 0, 0, 0)
+    # The capture saw the pass's own queries: it read the task table.
+    assert any(TASK_TABLES.search(q["sql"]) for q in captured), [q["sql"] for q in captured]
+    return run, captured, before, events
+
+
+@SECOND_PASSES
+def test_a_second_sync_reports_everything_unchanged_and_writes_nothing(
+    start_sim, make_source, flavor, full
+):
+    run, captured, before, events = second_pass(start_sim, make_source, flavor, full)
+
+    assert (run.created, run.updated, run.stale, run.invalid, run.gone) == (0, 0, 0, 0, 0)
     assert run.unchanged == run.fetched > 0
-    assert {t.pk: (t.raw, t.last_changed) for t in Task.objects.all()} == before
+    if full and flavor != "relay":
+        assert run.fetched >= 60
+    assert snapshot_tasks() == before
     assert TaskEvent.objects.count() == events
+    # No statement inserts, updates or deletes a task or an event, not even one that
+    # matches no row: on SQLite any UPDATE takes the database's single write lock, which
+    # the notify-hook and other sources' passes wait for.
+    assert task_writes(captured) == []
 
 
-def test_progress_and_finishing_show_up_as_task_events(start_sim, make_source, clock):
-    sim = start_sim("novicezk")
+@pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
+def test_progress_and_finishing_show_up_as_task_events(start_sim, make_source, clock, flavor):
+    sim = start_sim(flavor)
     source = make_source(sim)
     task_id = sim.submit(action="IMAGINE", prompt="黄昏时的灯塔")
     statuses = []
-    for _ in range(60):
-        run = sync_source(source)
+    for i in range(60):
+        # novicezk's queue brings a new task to a light pass; trueai has no queue, so its
+        # first pass is a full one, the later ones go through list-by-condition.
+        run = sync_source(source, full=flavor == "trueai" and i == 0)
         assert run.outcome == SyncRun.Outcome.OK, run.error
         statuses.append(Task.objects.get(task_id=task_id).status)
         if statuses[-1] == "SUCCESS":
@@ -120,6 +199,7 @@ def test_progress_and_finishing_show_up_as_task_events(start_sim, make_source, c
     assert ("SUCCESS", "100%") == timeline[-1]
     progress = [int(p.rstrip("%")) for s, p in timeline if s == "IN_PROGRESS" and p]
     assert len(progress) >= 2 and progress == sorted(progress)
+    assert len(timeline) == len(set(timeline))  # an event is a change, never a repeat
     assert json.loads(task.raw) == sim.record(task_id)
 
 
@@ -140,42 +220,98 @@ def test_tasks_the_proxy_forgets_remain_marked_gone(start_sim, make_source):
     assert json.loads(task.raw)["id"] == forgotten
 
 
-def test_a_stale_record_never_undoes_a_newer_one(start_sim, make_source):
-    sim = start_sim("novicezk")
+@pytest.mark.parametrize(
+    "kind, full", [(SourceKind.AUTO, True), (SourceKind.TRUEAI, False)], ids=["auto-full", "light"]
+)
+def test_trueai_tasks_the_proxy_forgets_remain_and_unfinished_ones_are_marked_gone(
+    start_sim, make_source, kind, full
+):
+    # trueai's list holds the newest 100 only, so a task missing from it may merely be
+    # old; a task list-by-condition leaves out is gone for sure.
+    sim = start_sim("trueai", tasks=10)
+    running = [sim.submit(prompt=f"running {i}") for i in range(3)]
+    source = make_source(sim, kind=kind)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    unfinished = set(
+        Task.objects.filter(source=source).unfinished().values_list("task_id", flat=True)
+    )
+    assert set(running) <= unfinished
+    kept = {t.task_id: t.raw for t in Task.objects.filter(source=source)}
+    sim.forget_all()
+    sim.submit(prompt="after the restart")
+
+    run = sync_source(source, full=full)
+
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    assert run.gone == len(unfinished)
+    assert Task.objects.filter(source=source).count() == 13 + full
+    for task in Task.objects.filter(source=source, task_id__in=kept):
+        assert task.raw == kept[task.task_id]  # nothing lost
+        if task.task_id in unfinished:
+            assert task.gone_since is not None
+            assert not task.in_queue
+        else:
+            assert task.gone_since is None  # finished, and maybe just out of the 100
+
+
+def stale_pair(flavor, done):
+    """A finished record and the same task as an older, still running record."""
+    behind = dict(done, status="IN_PROGRESS", progress="46%", finishTime=None)
+    if flavor == "trueai":
+        done = dict(done, isCompleted=True, displays={"status": "成功"})
+        behind = dict(behind, isCompleted=False, displays={"status": "执行中"})
+    return done, behind
+
+
+@pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
+def test_a_stale_record_never_undoes_a_newer_one(start_sim, make_source, flavor):
+    sim = start_sim(flavor)
     source = make_source(sim)
-    done = {
-        "id": "1700000000000123",
-        "action": "IMAGINE",
-        "status": "SUCCESS",
-        "prompt": "猫猫",
-        "progress": "100%",
-        "submitTime": 1700000000000,
-        "finishTime": 1700000060000,
-        "imageUrl": "https://cdn.discordapp.com/attachments/1/2/a.png",
-    }
+    done, behind = stale_pair(
+        flavor,
+        {
+            "id": "1700000000000123",
+            "action": "IMAGINE",
+            "status": "SUCCESS",
+            "prompt": "猫猫",
+            "progress": "100%",
+            "submitTime": 1700000000000,
+            "finishTime": 1700000060000,
+            "imageUrl": "https://cdn.discordapp.com/attachments/1/2/a.png",
+        },
+    )
     sim.put(done)
     sync_source(source, full=True)
+    events = TaskEvent.objects.count()
 
-    sim.put(dict(done, status="IN_PROGRESS", progress="46%", finishTime=None))
+    sim.put(behind)
     run = sync_source(source, full=True)
 
+    assert run.outcome == SyncRun.Outcome.OK, run.error
     assert run.stale >= 1
     task = Task.objects.get(task_id=done["id"])
     assert task.status == "SUCCESS"
     assert json.loads(task.raw) == done
+    assert TaskEvent.objects.count() == events
 
 
-def test_lower_progress_in_the_same_status_is_stale_too(start_sim, make_source):
-    sim = start_sim("novicezk")
+@pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
+def test_lower_progress_in_the_same_status_is_stale_too(start_sim, make_source, flavor):
+    sim = start_sim(flavor)
     source = make_source(sim)
     record = {"id": "1700000000000124", "status": "IN_PROGRESS", "progress": "62%"}
+    if flavor == "trueai":
+        record["isCompleted"] = False
     sim.put(record)
     sync_source(source, full=True)
     sim.put(dict(record, progress="31%"))
 
-    sync_source(source, full=True)
+    run = sync_source(source, full=True)
 
-    assert Task.objects.get(task_id=record["id"]).progress == "62%"
+    assert run.stale >= 1
+    task = Task.objects.get(task_id=record["id"])
+    assert task.progress == "62%"
+    assert json.loads(task.raw) == record
 
 
 def test_unfinished_tasks_that_fell_out_of_a_short_list_are_finished_by_id(
@@ -311,18 +447,32 @@ def test_sync_tasks_creates_the_default_source_from_mj_proxy_url(start_sim, sett
     assert Task.objects.filter(source=source).count() == 2
 
 
-def test_the_sync_schedules_exist_after_migrate_and_are_not_duplicated(db):
+def test_migrate_creates_the_sync_schedules_and_does_not_duplicate_them(db, settings):
     from django_q.models import Schedule
 
-    from tasks.bootstrap import ensure_schedules
+    Schedule.objects.all().delete()
+    settings.MJ_SYNC_MINUTES = 7
+    settings.MJ_FULL_SYNC_MINUTES = 45
 
-    ensure_schedules()
-    ensure_schedules()
+    call_command("migrate", verbosity=0)  # post_migrate runs even with nothing to apply
+    call_command("migrate", verbosity=0)
 
     names = list(Schedule.objects.values_list("name", flat=True))
     assert len(names) == len(set(names))
     assert {"mjsite: full sync", "mjsite: light sync"} <= set(names)
-    assert Schedule.objects.get(name="mjsite: light sync").func == "tasks.sync.light_pass"
+    light = Schedule.objects.get(name="mjsite: light sync")
+    full = Schedule.objects.get(name="mjsite: full sync")
+    assert (light.func, light.schedule_type, light.minutes) == (
+        "tasks.sync.light_pass",
+        Schedule.MINUTES,
+        7,
+    )
+    assert (full.func, full.schedule_type, full.minutes) == (
+        "tasks.sync.full_pass",
+        Schedule.MINUTES,
+        45,
+    )
+    assert light.repeats < 0 and full.repeats < 0  # forever
 
 
 def test_an_integer_beyond_64_bits_in_the_list_is_kept_exactly(start_sim, make_source):
@@ -335,3 +485,169 @@ def test_an_integer_beyond_64_bits_in_the_list_is_kept_exactly(start_sim, make_s
 
     assert run.outcome == SyncRun.Outcome.OK, run.error
     assert json.loads(Task.objects.get(task_id=record["id"]).raw)["seed"] == 2**80 + 1
+
+
+# A light pass without a queue endpoint
+
+
+def test_a_light_pass_against_trueai_skips_the_missing_queue_and_refreshes_by_id(
+    start_sim, make_source, clock
+):
+    sim = start_sim("trueai", tasks=10)
+    running = [sim.submit(prompt=f"light {i}") for i in range(3)]
+    source = make_source(sim)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    assert Task.objects.filter(task_id__in=running).unfinished().count() == 3
+    assert all(t.in_queue for t in Task.objects.filter(task_id__in=running))
+    clock.advance(600)
+    start = len(sim.requests_log)
+
+    run = sync_source(source)
+
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    assert run.kind == SyncRun.Kind.LIGHT
+    calls = calls_since(sim, start)
+    assert calls.count(("GET", "/mj/task/queue")) == 1  # asked, and its 404 is no failure
+    assert ("GET", "/mj/task/list") not in calls
+    assert calls.count(("POST", "/mj/task/list-by-condition")) == 1
+    assert run.updated >= 3 and run.gone == 0
+    for task in Task.objects.filter(task_id__in=running):
+        assert task.status in ("SUCCESS", "FAILURE")
+        assert json.loads(task.raw) == sim.record(task.task_id)
+        assert not task.in_queue
+        assert task.events.filter(status=task.status).exists()
+
+
+# "Refresh from proxy": GET /fetch per id
+
+
+FLAVORS = ["novicezk", "trueai", "relay"]
+
+
+def source_for(make_source, sim):
+    kind = SourceKind.RELAY if sim.flavor == "relay" else SourceKind.AUTO
+    return make_source(sim, kind=kind)
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_refresh_tasks_fetches_each_id_moves_forward_only_and_marks_unknown_ids_gone(
+    start_sim, make_source, clock, flavor
+):
+    sim = start_sim(flavor)
+    source = source_for(make_source, sim)
+    running = sim.submit(prompt="refresh me")
+    done, behind = stale_pair(
+        flavor,
+        {
+            "id": "1700000000000123",
+            "action": "UPSCALE",
+            "status": "SUCCESS",
+            "prompt": "灯塔",
+            "progress": "100%",
+            "submitTime": 1700000000000,
+            "finishTime": 1700000060000,
+        },
+    )
+    sim.put(done)
+    unknown = make_task(source, task_id="1700000000000777").task_id  # the proxy never had it
+    ingest(source, [sim.record(running), sim.record(done["id"])])  # as a hook brought them
+    assert Task.objects.get(task_id=running).status not in ("SUCCESS", "FAILURE")
+    clock.advance(600)  # the running task finishes upstream
+    sim.put(behind)  # and the finished one goes backwards there
+    ids = [running, done["id"], unknown]
+    start = len(sim.requests_log)
+
+    run = refresh_tasks(source, ids)
+
+    assert isinstance(run, SyncRun) and run.pk
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    # One GET /fetch per id, in order, and nothing else (no list-by-condition).
+    assert calls_since(sim, start) == [("GET", f"/mj/task/{i}/fetch") for i in ids]
+    assert (run.fetched, run.updated, run.stale, run.gone) == (2, 1, 1, 1)
+    assert (run.created, run.invalid) == (0, 0)
+
+    advanced = Task.objects.get(source=source, task_id=running)
+    assert advanced.status in ("SUCCESS", "FAILURE")
+    assert json.loads(advanced.raw) == sim.record(running)
+    assert advanced.events.filter(status=advanced.status).exists()
+    assert advanced.gone_since is None
+
+    finished = Task.objects.get(source=source, task_id=done["id"])
+    assert finished.status == "SUCCESS"
+    assert json.loads(finished.raw) == done
+    assert finished.gone_since is None
+
+    gone = Task.objects.get(source=source, task_id=unknown)
+    assert gone.gone_since is not None
+    assert not gone.in_queue
+    assert gone.status == "SUCCESS"  # kept as it was
+
+
+def test_refresh_tasks_keeps_the_first_gone_since_and_brings_a_task_back(
+    start_sim, make_source, clock
+):
+    sim = start_sim("novicezk", tasks=3)
+    source = make_source(sim)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    record = sim.all_records()[0]
+    sim.forget(record["id"])
+
+    first = refresh_tasks(source, [record["id"]])
+    since = Task.objects.get(task_id=record["id"]).gone_since
+    clock.advance(60)
+    again = refresh_tasks(source, [record["id"]])
+
+    assert first.outcome == again.outcome == SyncRun.Outcome.OK
+    assert first.gone == 1
+    assert since is not None
+    assert Task.objects.get(task_id=record["id"]).gone_since == since  # not moved forward
+
+    sim.put(record)  # the proxy knows it again
+    back = refresh_tasks(source, [record["id"]])
+
+    assert back.outcome == SyncRun.Outcome.OK, back.error
+    assert (back.fetched, back.unchanged, back.gone) == (1, 1, 0)
+    task = Task.objects.get(task_id=record["id"])
+    assert task.gone_since is None
+    assert json.loads(task.raw) == record
+
+
+def test_refresh_tasks_goes_through_fetch_even_behind_a_fault_server(
+    start_sim, make_source, fault_server
+):
+    # The fault server passes everything on to the simulator and logs what it was asked.
+    sim = start_sim("novicezk", tasks=5)
+    fault_server.upstream = sim.url
+    source = make_source(sim, base_url=fault_server.url)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    ids = [r["id"] for r in sim.all_records()[:3]]
+    fault_server.requests.clear()
+
+    run = refresh_tasks(source, ids)
+
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    assert [(r[0], r[1]) for r in fault_server.requests] == [
+        ("GET", f"/mj/task/{i}/fetch") for i in ids
+    ]
+    assert all(r[2].get("mj-api-secret") == sim.secret for r in fault_server.requests)
+    assert (run.fetched, run.unchanged) == (3, 3)
+
+
+def test_refresh_tasks_fails_with_the_proxys_reason_and_changes_nothing(
+    start_sim, make_source, fault_server
+):
+    sim = start_sim("novicezk", tasks=3)
+    source = make_source(sim)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    before = stored_raw(source)
+    task_id = next(iter(before))
+    fault_server.route("GET", f"/mj/task/{task_id}/fetch", Reply(500, b"boom", {}))
+    source.base_url = fault_server.url
+    source.save()
+
+    run = refresh_tasks(source, [task_id])
+
+    assert run.outcome == SyncRun.Outcome.FAILED
+    assert "500 from" in run.error and "boom" in run.error
+    assert stored_raw(source) == before
+    assert not Task.objects.filter(gone_since__isnull=False).exists()
