@@ -25,7 +25,7 @@ from .models import (
     mask_secret,
     new_hook_token,
 )
-from .views import redact, secret_values
+from .redaction import redact, secret_values
 
 REFRESH_LIMIT = 200  # tasks per "Refresh from proxy" action
 

@@ -3,7 +3,9 @@
 Scripts written for a proxy point at mjsite instead and get the same JSON, including
 tasks the proxy has forgotten. Bodies are stitched together from `Task.raw`, the JSON
 text the proxy last sent, instead of being re-serialised: every key, value and the key
-order stay exactly as received (the mirror is lossless).
+order stay exactly as received (the mirror is lossless). The one exception: a source's
+secret and notify-hook token are masked (tasks.redaction), because proxies echo the
+hook URL, which holds the token, in every record.
 
 Auth is a logged-in session, or a token from `manage.py create_api_token` in the
 `mj-api-secret` header or as `Authorization: Bearer <token>`.
@@ -13,6 +15,7 @@ import functools
 import json
 import logging
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 
 from django import forms
@@ -27,6 +30,7 @@ from . import tokens
 from .models import Source, Task
 from .openapi import schema
 from .records import ID_PATTERN
+from .redaction import JsonRedactor
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,14 @@ def json_error(status, message, **extra):
 
 
 def raw_array(raws):
-    return HttpResponse("[" + ",".join(raws) + "]", content_type="application/json")
+    """A JSON array of stored records, with the sources' secrets masked."""
+    raws = list(raws)
+    body = JsonRedactor().array(raws) if raws else "[]"  # no rows: no query for the secrets
+    return HttpResponse(body, content_type="application/json")
+
+
+def raw_object(raw):
+    return HttpResponse(JsonRedactor().text(raw), content_type="application/json")
 
 
 class BadRequest(Exception):
@@ -351,9 +362,15 @@ def task_list_by_condition(request):
 def requested_ids(request):
     """The ids of a list-by-condition body, as strings; [] when `ids` is missing."""
     try:
-        body = json.loads(request.body)
+        body = json.loads(request.body, parse_int=parse_int)
     except RequestDataTooBig:
         raise BadRequest("the body is too large; send at most 1000 ids", status=413) from None
+    except NumberTooLong as exc:
+        raise BadRequest(
+            f"the body is not acceptable JSON: it holds a number {exc.digits:,} digits long, "
+            f"and numbers of more than {MAX_DIGITS:,} digits are refused; task ids are far "
+            f'shorter. Send {{"ids": [...]}}'
+        ) from None
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError.
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
@@ -381,6 +398,24 @@ def requested_ids(request):
     return out
 
 
+# Python refuses to convert longer digit strings (sys.get_int_max_str_digits, against
+# quadratic-time attacks) with a message about its own settings; this module says it first.
+MAX_DIGITS = min(4300, sys.get_int_max_str_digits() or 4300)
+
+
+class NumberTooLong(ValueError):
+    def __init__(self, digits):
+        super().__init__(f"a number of {digits} digits")
+        self.digits = digits
+
+
+def parse_int(text):
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_DIGITS:
+        raise NumberTooLong(digits)
+    return int(text)
+
+
 def kind(value):
     if value is None:
         return "null"
@@ -395,7 +430,11 @@ def kind(value):
 
 @api_view("GET")
 def task_fetch(request, task_id):
-    source = source_param(request)
+    try:
+        source = source_param(request)
+    except BadRequest as exc:
+        exc.extra["id"] = task_id  # which fetch failed, as for an unknown id
+        raise
     raw = None
     if ID_PATTERN.match(task_id):
         tasks = Task.objects.filter(task_id=task_id)
@@ -405,7 +444,7 @@ def task_fetch(request, task_id):
         raw = tasks.order_by("-last_changed", "-pk").values_list("raw", flat=True).first()
     if raw is None:
         return json_error(404, "task not found", id=task_id)
-    return HttpResponse(raw, content_type="application/json")
+    return raw_object(raw)
 
 
 @api_view("GET")

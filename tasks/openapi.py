@@ -16,7 +16,10 @@ TASK = {
     "type": "object",
     "description": (
         "The record exactly as the proxy last sent it: every key, in the proxy's order, "
-        "unknown fields included. Fields vary by proxy (novicezk, plus, trueai, new-api)."
+        "unknown fields included. Fields vary by proxy (novicezk, plus, trueai, new-api). "
+        "The one change: wherever a source's secret or notify-hook token appears inside a "
+        "string (proxies echo the hook URL in `notifyHook` and `properties.notifyHook`), "
+        "it reads `•••`."
     ),
     "required": ["id"],
     "additionalProperties": True,
@@ -84,15 +87,30 @@ NEXT_PAGE_HEADERS = {
     },
 }
 
+ALLOW_HEADER = {
+    "Allow": {"description": "The methods this path takes.", "schema": {"type": "string"}}
+}
+
+
+def wrong_method():
+    return {**error("The path does not take this method."), "headers": ALLOW_HEADER}
+
+
 COMMON_ERRORS = {
     "401": error("No credentials, or a token that is unknown, revoked or of an inactive user."),
     "404": error("No source has the name given in `source`."),
+    "405": wrong_method(),
 }
+
+# Ids of the FACTS sample records (tests/fixtures), which tests/test_api_schema.py
+# stores: schemathesis sends these examples, so it checks real task bodies too.
+EXAMPLE_ID = "14001929738841620"
+EXAMPLE_IDS = [EXAMPLE_ID, "0400192973884162", "1700000000000001", "1"]
 
 
 @functools.cache
 def _schema():
-    from .api import MAX_IDS, MAX_LIMIT
+    from .api import MAX_DIGITS, MAX_IDS, MAX_LIMIT
 
     repeatable = {"type": "array", "items": {"type": "string"}}
     moment = {
@@ -112,7 +130,9 @@ def _schema():
             "description": (
                 "The read endpoints of a Midjourney proxy (novicezk/midjourney-proxy and "
                 "compatibles), served from mjsite's history of every task it has seen. "
-                "Bodies are byte-for-byte the stored records. Authenticate with a token from "
+                "Bodies are byte-for-byte the stored records, except that each source's "
+                "secret and notify-hook token read `•••` wherever they appear inside a string. "
+                "Authenticate with a token from "
                 "`manage.py create_api_token USERNAME`, or a logged-in session."
             ),
         },
@@ -170,7 +190,19 @@ def _schema():
                             "in": "query",
                             "description": (
                                 "Where the page starts: the `X-Next-Cursor` of the previous "
-                                "page. Opaque; pass it back unchanged."
+                                "page. Opaque; pass it back unchanged. The walk is keyed on "
+                                "the submit time: from the first page to the last it serves "
+                                "each task that existed when it began exactly once, provided "
+                                "that task's submit time does not change during the walk; "
+                                "tasks added meanwhile may or may not be served. A task whose "
+                                "submit time changes moves in the list. Typically a task "
+                                'without one (relays send `0` or `""` until it is submitted) '
+                                "waits among the undated tasks at the end of the list; when "
+                                "it gains one it moves near the start, into pages already "
+                                "read, and this walk never serves it. (A task moving into "
+                                "pages not yet read would be served twice.) To be sure of "
+                                "such tasks, fetch them by id (list-by-condition) or start "
+                                "a new walk."
                             ),
                             "schema": {
                                 "type": "string",
@@ -212,24 +244,37 @@ def _schema():
                     "parameters": [SOURCE_PARAM],
                     "requestBody": {
                         "required": True,
-                        "content": json_content(
-                            {
-                                "type": "object",
-                                "properties": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "ids": {
+                                            "type": ["array", "null"],
+                                            "maxItems": MAX_IDS,
+                                            "items": {"type": ["string", "integer"]},
+                                        }
+                                    },
+                                },
+                                "examples": {
                                     "ids": {
-                                        "type": ["array", "null"],
-                                        "maxItems": MAX_IDS,
-                                        "items": {"type": ["string", "integer"]},
+                                        "summary": "Some known ids and an unknown one",
+                                        "value": {"ids": EXAMPLE_IDS},
                                     }
                                 },
                             }
-                        ),
+                        },
                     },
                     "responses": {
                         "200": {"description": "The known tasks.", "content": json_content(TASKS)},
                         "400": error(
-                            f"The body is not JSON, not an object, or `ids` is not a list of "
-                            f"at most {MAX_IDS} strings or integers."
+                            f"The body is not acceptable JSON (malformed, or a number of more "
+                            f"than {MAX_DIGITS:,} digits), not an object, or `ids` is not a list "
+                            f"of at most {MAX_IDS} strings or integers."
+                        ),
+                        "403": error(
+                            "A logged-in browser session sent no valid CSRF token (a token "
+                            "header needs none)."
                         ),
                         "413": error("The body is far larger than any valid request."),
                         **COMMON_ERRORS,
@@ -250,6 +295,7 @@ def _schema():
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string", "minLength": 1},
+                            "examples": {"task": {"value": EXAMPLE_ID}},
                         },
                         SOURCE_PARAM,
                     ],
@@ -260,14 +306,23 @@ def _schema():
                         },
                         "401": COMMON_ERRORS["401"],
                         "404": {
-                            "description": "No task with this id (or no such source).",
+                            "description": (
+                                "No task with this id (in the source named, when `source` is "
+                                "given), or no source with that name; `id` is the id asked for."
+                            ),
                             "content": json_content(
                                 {
                                     "$ref": "#/components/schemas/Error",
-                                    "examples": [{"error": "task not found", "id": "1"}],
+                                    "required": ["error", "id"],
+                                    "properties": {"id": {"type": "string"}},
+                                    "examples": [
+                                        {"error": "task not found", "id": "1"},
+                                        {"error": "no source named 'nope'", "id": "1"},
+                                    ],
                                 }
                             ),
                         },
+                        "405": COMMON_ERRORS["405"],
                     },
                 }
             },

@@ -22,6 +22,7 @@ from . import search, stats, sync
 from .forms import RANGES, SORT_LABELS, SORTS, TaskFilterForm, duration_expression
 from .image_urls import image_lost, large_url, thumb_size, thumb_url
 from .models import Source, SyncRun, Task
+from .redaction import JsonRedactor, redact, secret_values
 from .templatetags.task_tags import status_class
 
 PAGE_SIZE = 50
@@ -199,12 +200,12 @@ def export_csv(request):
 def export_jsonl(request):
     form = TaskFilterForm(request.GET)
     rows = export_rows(form, raw=True)
-    secrets = secret_values()
+    redactor = JsonRedactor()
 
     def lines():
         for task in rows:
-            # The record exactly as the proxy sent it, wrapped with the source's name.
-            record = redact(task.raw, secrets)
+            # The record exactly as the proxy sent it (but for secrets), with its source.
+            record = redactor.text(task.raw)
             yield f'{{"source":{json.dumps(task.source.name)},"task":{record}}}\n'
 
     response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
@@ -483,22 +484,6 @@ def parse_raw(text):
     except (TypeError, ValueError):
         return text
     return value
-
-
-def secret_values():
-    # What must never reach a page: each source's secret and notify-hook token (the
-    # proxy echoes notifyHook, which holds the token, in every record it sends).
-    found = []
-    for secret, token in Source.objects.values_list("secret", "hook_token"):
-        found += [v for v in (secret, token) if v and len(v) >= 6]
-    return found
-
-
-def redact(text, secrets):
-    for value in secrets:
-        if value in text:
-            text = text.replace(value, "•••")
-    return text
 
 
 RESULT_ACTIONS = ("DESCRIBE", "SHORTEN")  # their result is the bot's text, not a picture

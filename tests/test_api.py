@@ -12,9 +12,12 @@ import requests
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from tasks.models import ApiToken, Source, SourceKind, SyncRun, Task
+from tasks.openapi import schema as openapi_schema
+from tasks.redaction import JsonRedactor
 from tasks.sync import ingest, sync_source
 from tasks.tokens import create_token
 
@@ -216,6 +219,160 @@ def test_bodies_are_the_stored_text_byte_for_byte(source, api):
     assert api.post(BY_IDS, {"ids": [task.task_id]}).content.decode() == f"[{task.raw}]"
 
 
+@pytest.mark.parametrize("flavor, tasks", [("novicezk", 150), ("trueai", 150)])
+def test_the_list_without_parameters_equals_the_proxys_list_after_a_full_sync(
+    start_sim, make_source, api, flavor, tasks
+):
+    sim = start_sim(flavor, tasks=tasks)
+    source = make_source(sim)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    theirs = requests.get(f"{sim.url}/mj/task/list", headers=sim_headers(sim), timeout=10)
+    assert theirs.status_code == 200
+
+    ours = api.get(LIST)
+
+    assert ours.status_code == 200
+    assert "X-Next-Cursor" not in ours.headers
+    # trueai lists only its newest 100, and the mirror then holds just those
+    assert len(theirs.json()) == (100 if flavor == "trueai" else tasks)
+    assert Task.objects.count() == len(theirs.json())
+    assert ordered(ours.content) == ordered(theirs.content)
+
+
+# Secrets: each source's secret and hook token are masked; every other byte stays
+
+
+MASK = "•••"
+
+
+def hook_url(source):
+    return f"https://mjsite.example{reverse('hooks:receive', args=[source.hook_token])}"
+
+
+def test_the_hook_token_a_proxy_echoes_is_masked_and_the_rest_is_as_the_proxy_sent_it(
+    start_sim, api
+):
+    source = Source.objects.create(name="novicezk", base_url="http://127.0.0.1:9")
+    sim = start_sim("novicezk", tasks=60, notify_hook=hook_url(source))
+    Source.objects.filter(pk=source.pk).update(base_url=sim.url, secret=sim.secret)
+    source.refresh_from_db()
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    token = source.hook_token
+
+    with requests.Session() as upstream:
+
+        def proxy(path, **kwargs):
+            method = upstream.post if "json" in kwargs else upstream.get
+            url = f"{sim.url}{path}"
+            return method(url, headers=sim_headers(sim), timeout=10, **kwargs).content.decode()
+
+        listed = proxy(LIST)
+        their_order = [t["id"] for t in json.loads(listed)]
+        assert listed.count(token) == len(their_order) == 60  # properties.notifyHook of each
+        pairs = [
+            (api.get(LIST), listed),
+            (api.get(QUEUE), proxy(QUEUE)),
+            (api.post(BY_IDS, {"ids": their_order}), proxy(BY_IDS, json={"ids": their_order})),
+        ]
+        pairs += [(api.get(fetch_url(i)), proxy(fetch_url(i))) for i in their_order[:20]]
+
+    assert len(json.loads(pairs[1][1])) > 0, "the queue holds tasks"
+    for ours, theirs in pairs:
+        assert ours.status_code == 200
+        text = ours.content.decode()
+        assert token not in text
+        assert f"/hooks/mj/{MASK}/" in text
+        assert ordered(text) == ordered(theirs.replace(token, MASK))
+
+
+def test_only_records_that_hold_a_secret_change_and_only_where_it_is(api, source):
+    source.secret = "sk-source-secret-42"
+    source.save()
+    echoed = make_task(
+        source,
+        task_id="1700000000000002",
+        record={
+            "notifyHook": hook_url(source),
+            "properties": {"notifyHook": hook_url(source), "note": "sent sk-source-secret-42"},
+            "submitTime": 1700000000002,
+        },
+    )
+    plain = make_task(source, record={"prompt": "猫猫 \\n", "extra": {"z": 1, "a": [1.5, None]}})
+    masked = echoed.raw.replace(source.hook_token, MASK).replace(source.secret, MASK)
+    assert masked != echoed.raw
+
+    assert api.get(LIST).content.decode() == f"[{masked},{plain.raw}]"
+    assert api.get(fetch_url(echoed.task_id)).content.decode() == masked
+    assert api.get(fetch_url(plain.task_id)).content.decode() == plain.raw
+    by_ids = api.post(BY_IDS, {"ids": [plain.task_id, echoed.task_id]}).content.decode()
+    assert by_ids == f"[{plain.raw},{masked}]"
+
+
+TOKEN = "Xq3_9-abcDEF"
+
+
+@pytest.mark.parametrize(
+    "secrets, text, expected",
+    [
+        # the hook URL as Jackson writes it, and with PHP's escaped slashes
+        (
+            [TOKEN],
+            '{"notifyHook":"https://x/hooks/mj/Xq3_9-abcDEF/","n":1}',
+            '{"notifyHook":"https://x/hooks/mj/•••/","n":1}',
+        ),
+        (
+            [TOKEN],
+            '{"u":"https:\\/\\/x\\/hooks\\/mj\\/Xq3_9-abcDEF\\/"}',
+            '{"u":"https:\\/\\/x\\/hooks\\/mj\\/•••\\/"}',
+        ),
+        # in a key too; twice in one string
+        ([TOKEN], '{"Xq3_9-abcDEF":"Xq3_9-abcDEF Xq3_9-abcDEF"}', '{"•••":"••• •••"}'),
+        # a secret of digits is masked in strings, never inside a number
+        (
+            ["123456"],
+            '{"id":"x123456y","submitTime":1700123456000}',
+            '{"id":"x•••y","submitTime":1700123456000}',
+        ),
+        # text that only looks like the secret because of an escape is left alone
+        (["nabcdef"], '{"p":"line\\nabcdef, nabcdef"}', '{"p":"line\\nabcdef, •••"}'),
+        (["00e9abc"], '{"p":"caf\\u00e9abc"}', '{"p":"caf\\u00e9abc"}'),
+        # a secret with characters that encoders escape, escaped and not
+        (['pa"ss/wörd+1'], '{"s":"pa\\"ss\\/w\\u00f6rd\\u002b1"}', '{"s":"•••"}'),
+        (['pa"ss/wörd+1'], '{"s":"x pa\\"ss/wörd+1"}', '{"s":"x •••"}'),
+        # a secret that spans two strings is no secret there: the array keeps its shape
+        (['a","b'], '["a","b"]', '["a","b"]'),
+        # a lone surrogate next to a secret stays an escape (UTF-8 cannot hold it)
+        (["sec ret!"], '{"p":"\\ud800 sec ret!"}', '{"p":"\\ud800 \\u2022\\u2022\\u2022"}'),
+        # a relay's secret beside a hook token; a secret inside another is masked whole
+        (
+            ["Bearer sk-s3cret", TOKEN],
+            '{"h":"/hooks/mj/Xq3_9-abcDEF/","a":"Bearer sk-s3cret","n":"line\\n"}',
+            '{"h":"/hooks/mj/•••/","a":"•••","n":"line\\n"}',
+        ),
+        (["abcdef", "xxabcdefyy"], '["xxabcdefyy","abcdef"]', '["•••","•••"]'),
+        # a secret whose every character may be escaped
+        (
+            ["密码密码密码"],
+            '{"p":"密码密码密码","q":"\\u5bc6\\u7801\\u5bc6\\u7801\\u5bc6\\u7801"}',
+            '{"p":"•••","q":"•••"}',
+        ),
+    ],
+)
+def test_secrets_are_masked_inside_json_strings_only(secrets, text, expected):
+    result = JsonRedactor(secrets).text(text)
+
+    assert result == expected
+    json.loads(result)
+
+
+def test_a_text_without_secrets_is_returned_as_it_is():
+    text = '{"id":"1","p":"\\u00e9 line\\n","n":-1.5e3}'
+    redactor = JsonRedactor([TOKEN, "sk-secret+/x"])
+
+    assert redactor.text(text) is text
+    assert redactor.array([text, text]) == f"[{text},{text}]"
+
+
 # /mj/task/list: order, paging and filters
 
 
@@ -284,6 +441,33 @@ def test_paging_visits_every_task_once_while_new_tasks_arrive_between_pages(clie
     assert pages > 5
     assert len(seen) == len(set(seen)), "a task was served twice"
     assert before <= set(seen), "a task was skipped"
+
+
+def test_a_task_that_gains_a_submit_time_while_paging_is_skipped_as_the_description_says(
+    client, auth, source
+):
+    # Known and documented (tasks/openapi.py, the cursor): the walk is keyed on the submit
+    # time, and a task that gains one moves from the end of the list into pages read.
+    base = 1_700_000_000_000
+
+    def record(n, submit, status):
+        return {"id": f"1{n:015d}", "action": "IMAGINE", "status": status, "submitTime": submit}
+
+    ingest(source, [record(n, base + n * 1000, "SUCCESS") for n in range(9)])
+    ingest(source, [record(99, 0, "SUBMITTED")])  # a relay's "not yet": last in the list
+    assert ids_of(client.get(LIST, headers=auth))[-1] == f"1{99:015d}"
+
+    def submitted_meanwhile(page):
+        if page == 1:
+            ingest(source, [record(99, base + 10**6, "IN_PROGRESS")])
+
+    seen, _ = page_through(client, auth, f"{LIST}?limit=3", between_pages=submitted_meanwhile)
+
+    assert f"1{99:015d}" not in seen
+    assert len(seen) == len(set(seen)) == 9
+    parameters = openapi_schema()["paths"][LIST]["get"]["parameters"]
+    cursor = next(p for p in parameters if p["name"] == "cursor")
+    assert "gains one it moves near the start, into pages already read" in cursor["description"]
 
 
 def test_a_page_never_has_more_than_limit_tasks_and_1000_by_default(client, auth, source):
@@ -410,11 +594,14 @@ def test_an_unknown_source_name_gives_404_with_a_json_error(api, source):
     for response in (
         api.get(LIST, source="nope"),
         api.get(QUEUE, source="nope"),
-        api.get(fetch_url("1700000000000001"), source="nope"),
         api.post(BY_IDS + "?source=nope", {"ids": ["1700000000000001"]}),
     ):
         assert response.status_code == 404
         assert response.json() == {"error": "no source named 'nope'"}
+    # fetch says which id it was asked for, as for an unknown id
+    response = api.get(fetch_url("1700000000000001"), source="nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "no source named 'nope'", "id": "1700000000000001"}
 
 
 def test_a_nul_character_in_a_parameter_is_a_client_error_not_a_server_error(api, source):
@@ -535,6 +722,21 @@ def test_a_malformed_json_body_gives_400_with_the_reason(api, body):
     assert response.json()["error"].startswith("the body is not valid JSON (")
 
 
+def test_a_number_too_long_for_python_gives_400_saying_the_body_is_not_acceptable_json(api):
+    for body in ('{"ids": [' + "7" * 5000 + "]}", '{"ids": [], "x": -' + "1" * 4301 + "}"):
+        response = api.post(BY_IDS, body)
+
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/json"
+        error = response.json()["error"]
+        assert error.startswith("the body is not acceptable JSON: ")
+        assert "more than 4,300 digits" in error
+        assert "sys." not in error and "int_max_str_digits" not in error
+
+    # 4,300 digits are a number still (if no task id)
+    assert api.post(BY_IDS, '{"ids": [' + "7" * 4300 + "]}").json() == []
+
+
 def test_a_body_far_larger_than_any_valid_request_gives_413(api):
     response = api.post(BY_IDS, {"ids": ["1" * 64] * 1000, "padding": "x" * 3_000_000})
 
@@ -564,6 +766,19 @@ def test_an_unknown_id_gives_404_with_a_json_error(api, source):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"error": "task not found", "id": "1700000000000002"}
+
+
+def test_fetch_from_a_source_that_lacks_the_id_gives_404_even_when_another_has_it(api, source):
+    other = Source.objects.create(name="other", base_url="http://127.0.0.1:9")
+    make_task(other, task_id="1700000000000001")
+
+    response = api.get(fetch_url("1700000000000001"), source="main")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "task not found", "id": "1700000000000001"}
+    assert api.get(fetch_url("1700000000000001"), source="other").status_code == 200
+    assert api.post(BY_IDS + "?source=main", {"ids": ["1700000000000001"]}).json() == []
 
 
 def test_a_path_that_is_no_endpoint_gives_a_json_404(api):
@@ -791,37 +1006,44 @@ def fresh_auth(user):
     return {"mj-api-secret": token}
 
 
+# One more per answer that holds tasks: the sources' secrets, to mask them.
+
+
 @pytest.mark.parametrize("count", [3, 30])
-def test_the_list_takes_two_queries_per_page(
+def test_the_list_takes_three_queries_per_page(
     client, fresh_auth, source, django_assert_num_queries, count
 ):
     for n in range(count):
         task(source, f"{n:016d}", submitTime=1_700_000_000_000 + n)
     task(source, "9" * 16, submitTime=None)
 
-    with django_assert_num_queries(2):  # the token, the dated tasks
+    with django_assert_num_queries(3):  # the token, the dated tasks, the secrets
         first = client.get(LIST, {"limit": 2, "status": "SUCCESS"}, headers=fresh_auth)
     assert len(first.json()) == 2
-    with django_assert_num_queries(3):  # the token, the dated tasks, the undated ones
+    with django_assert_num_queries(4):  # the token, the dated tasks, the undated, the secrets
         last = client.get(LIST, headers=fresh_auth)
     assert len(last.json()) == count + 1
-    with django_assert_num_queries(3):  # the token, the source, the tasks
+    with django_assert_num_queries(4):  # the token, the source, the tasks, the secrets
         client.get(LIST, {"source": "main", "limit": 2}, headers=fresh_auth)
+    with django_assert_num_queries(3):  # the token, the dated, the undated; none: no secrets
+        assert client.get(LIST, {"status": "NOPE"}, headers=fresh_auth).json() == []
 
 
 @pytest.mark.parametrize("count", [3, 30])
-def test_fetch_queue_and_list_by_condition_take_two_queries(
+def test_fetch_queue_and_list_by_condition_take_three_queries(
     client, fresh_auth, source, django_assert_num_queries, count
 ):
     for n in range(count):
         task(source, f"{n:016d}", in_queue=True, status="SUBMITTED")
     ids = [f"{n:016d}" for n in range(count)]
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         assert client.get(fetch_url(ids[0]), headers=fresh_auth).status_code == 200
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         assert len(client.get(QUEUE, headers=fresh_auth).json()) == count
     with django_assert_num_queries(2):
+        assert client.get(fetch_url("1"), headers=fresh_auth).status_code == 404
+    with django_assert_num_queries(3):
         response = client.post(
             BY_IDS, {"ids": ids}, content_type="application/json", headers=fresh_auth
         )
