@@ -124,7 +124,8 @@ class Task(models.Model):
     first_seen = models.DateTimeField(default=timezone.now)
     last_changed = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(
-        default=timezone.now, help_text="Last time the proxy sent a new version of it."
+        default=timezone.now,
+        help_text="Last pass that saw it upstream (to within an hour: see sync.LAST_SEEN_EVERY).",
     )
     in_queue = models.BooleanField(default=False)
     gone_since = models.DateTimeField(null=True, blank=True)

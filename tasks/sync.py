@@ -70,7 +70,11 @@ UPSERT_FIELDS = TYPED_FIELDS + ["last_changed", "last_seen", "in_queue", "gone_s
 IMAGE_FIELDS = ["image_state", "image_expires", "image_attempts", "image_next_try", "image_error"]
 # Columns the comparison needs; raw and the wide text columns stay in the database.
 STORED_FIELDS = ["task_id", "id", "raw_hash", "status", "progress", "progress_pct"]
-STORED_FIELDS += ["image_url", "in_queue", "gone_since", "first_seen"]
+STORED_FIELDS += ["image_url", "in_queue", "gone_since", "first_seen", "last_seen"]
+# How stale Task.last_seen (the last pass that saw it upstream) may get: an unchanged
+# record is rewritten for it at most this often, so a pass an hour after another writes
+# nothing at all.
+LAST_SEEN_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -85,10 +89,16 @@ class Stored:
     in_queue: bool
     gone_since: object
     first_seen: object
+    last_seen: object
 
-    def seen_again(self, in_queue):
-        """Whether seeing it again changes its bookkeeping (back from gone, queue moves)."""
-        return self.gone_since is not None or (in_queue is not None and self.in_queue != in_queue)
+    def seen_again(self, in_queue, now):
+        """Whether seeing it again changes its bookkeeping (back from gone, queue moves,
+        last seen more than LAST_SEEN_EVERY ago)."""
+        return (
+            self.gone_since is not None
+            or (in_queue is not None and self.in_queue != in_queue)
+            or self.last_seen < now - LAST_SEEN_EVERY
+        )
 
 
 @dataclass
@@ -513,7 +523,7 @@ def store(source, received, invalid, fetched, now, run, in_queue, via):
     counts.invalid = len(invalid)
     if invalid:
         InvalidRecord.objects.bulk_create(invalid)
-    if not typed and not any(before[t].seen_again(in_queue) for t in keep):
+    if not typed and not any(before[t].seen_again(in_queue, now) for t in keep):
         counts.unchanged += len(keep)  # the common case of a full pass: nothing to write
         return counts, list(keep)
     for attempt in range(3):
@@ -560,7 +570,7 @@ def write(source, received, typed, now, in_queue, via):
         task = stored.get(task_id)
         if task is not None and task.raw_hash == got.raw_hash:
             counts.unchanged += 1
-            if task.seen_again(in_queue):
+            if task.seen_again(in_queue, now):
                 touch.append(task.pk)
             continue
         # Changed since the hash lookup by another writer: type it now (it was valid then).
@@ -574,7 +584,7 @@ def write(source, received, typed, now, in_queue, via):
         record = records.successor(record, records.state_rank(task.status, task.progress_pct))
         if record is None:
             counts.stale += 1  # behind what is stored: only the bookkeeping moves
-            if task.seen_again(in_queue):
+            if task.seen_again(in_queue, now):
                 touch.append(task.pk)
             continue
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
@@ -599,7 +609,7 @@ def write(source, received, typed, now, in_queue, via):
         if rows:
             bulk_sql.upsert_tasks(rows, update)  # locked rows: the conflict is certain
     if touch:
-        update = {"gone_since": None}
+        update = {"gone_since": None, "last_seen": now}
         if in_queue is not None:
             update["in_queue"] = in_queue
         Task.objects.filter(pk__in=touch).update(**update)

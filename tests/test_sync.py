@@ -2,12 +2,14 @@
 
 import json
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tasks.models import InvalidRecord, Source, SourceKind, SyncRun, Task, TaskEvent
 from tasks.records import normalise
@@ -173,6 +175,27 @@ def test_a_second_sync_reports_everything_unchanged_and_writes_nothing(
     # matches no row: on SQLite any UPDATE takes the database's single write lock, which
     # the notify-hook and other sources' passes wait for.
     assert task_writes(captured) == []
+
+
+def test_a_pass_an_hour_later_records_when_each_task_was_last_seen_upstream(start_sim, make_source):
+    sim = start_sim(tasks=30)
+    source = make_source(sim)
+    assert sync_source(source, full=True).outcome == SyncRun.Outcome.OK
+    hour_ago = timezone.now() - timedelta(minutes=61)
+    Task.objects.filter(source=source).update(last_seen=hour_ago)
+    forgotten = Task.objects.filter(source=source).first()
+    sim.forget(forgotten.task_id)
+    before = snapshot_tasks()
+
+    run = sync_source(source, full=True)
+
+    assert (run.created, run.updated, run.gone) == (0, 0, 1)
+    seen = Task.objects.filter(source=source, gone_since__isnull=True)
+    assert seen.count() == 29
+    assert all(t.last_seen > hour_ago + timedelta(minutes=60) for t in seen)
+    assert Task.objects.get(pk=forgotten.pk).last_seen == hour_ago  # not seen since
+    after = snapshot_tasks()
+    assert all(after[pk][:2] == before[pk][:2] for pk in before)  # raw, last_changed
 
 
 @pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
