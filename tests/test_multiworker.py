@@ -1,10 +1,14 @@
 """Several `manage.py qcluster` processes at once, over Redis and one PostgreSQL database,
-syncing real simulators: the work is shared, each source has one pass at a time, every
-task is stored exactly once, and a worker killed mid-pass is taken over by another.
+syncing real simulators: the work is shared between the clusters, each source has one
+pass at a time, every task is stored exactly once, and a worker killed mid-pass over
+100,000 tasks is taken over by another cluster, which completes the work (issue 8).
 
-Passes are put on the queue the way the schedules do (async_task of
-tasks.sync.sync_source_by_id), not by waiting for the scheduler's 30 s tick; the
-schedules are removed for the test so that they add no passes of their own.
+Passes are put on the queue by the schedules' own functions (tasks.sync.full_pass and
+light_pass, which async_task tasks.sync.sync_source_by_id per source), or by that
+async_task itself for one source, not by waiting for the scheduler's 30 s tick; the
+schedules are removed for the test so that they add no passes of their own. A SyncRun
+names its worker ("host:pid"); django-q2's workers are children of a qcluster process,
+which runs in a session of its own, so the pid's process group tells the cluster.
 
 On SQLite these tests are skipped: several processes writing at once is PostgreSQL's
 job. With CI=true, a Redis that cannot be reached fails them instead.
@@ -15,10 +19,13 @@ that takes several minutes, so it is not part of the normal run).
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote
@@ -28,9 +35,11 @@ import redis
 import requests
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
-from tasks.models import Source, SyncRun, Task
+from tasks import sync
+from tasks.models import FINISHED_STATUSES, Source, SyncRun, Task
 
 from .conftest import IN_CI
 
@@ -118,17 +127,33 @@ class Cluster:
         time.sleep(0.5)  # and for Redis to notice the closed connections
 
 
+def proc_stat(stat):
+    """(state, process group) from a /proc/<pid>/stat file; None once the process is gone."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[2])
+
+
 def group_alive(pgid):
     """Whether any process in the group is still running (zombies have closed their sockets)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in ("Z", "X"):
+        found = proc_stat(stat)
+        if found and found[1] == pgid and found[0] not in ("Z", "X"):
             return True
     return False
+
+
+def cluster_of(worker, group):
+    """The cluster of `group` whose process group holds a SyncRun's worker ("host:pid")."""
+    host, _, pid = worker.rpartition(":")
+    assert host == socket.gethostname(), f"{worker}: not a process of this machine"
+    found = proc_stat(Path("/proc") / pid / "stat")
+    assert found, f"{worker}: no such process (any more)"
+    owners = [c for c in group if c.proc.pid == found[1]]
+    assert owners, f"{worker}: in process group {found[1]}, none of the test's clusters"
+    return owners[0]
 
 
 @pytest.fixture
@@ -182,17 +207,36 @@ def simulators():
             proc.kill()
 
 
-def queue(cluster_name, source_id, full=True):
-    """Queue one pass the way the schedules do, on the test clusters' Redis queue."""
+@contextmanager
+def on_queue_of(cluster_name):
+    """django-q2's async_task, in this process, puts tasks on the test clusters' Redis queue."""
     from django_q.brokers.redis_broker import Redis
     from django_q.conf import Conf
-    from django_q.tasks import async_task
 
     broker = Redis(list_key=cluster_name)
     broker.connection = redis.from_url(REDIS_URL)
     # Tasks are signed with the cluster's name as salt: sign as that cluster would.
-    with mock.patch.object(Conf, "PREFIX", cluster_name):
-        async_task("tasks.sync.sync_source_by_id", source_id, full, broker=broker, sync=False)
+    with (
+        mock.patch.object(Conf, "PREFIX", cluster_name),
+        mock.patch.object(Conf, "SYNC", False),  # queued, never run here
+        mock.patch("django_q.tasks.get_broker", lambda *args, **kwargs: broker),
+    ):
+        yield
+
+
+def queue(cluster_name, source_id, full=True):
+    """Queue one pass of one source as the schedules do (async_task of sync_source_by_id)."""
+    from django_q.tasks import async_task
+
+    with on_queue_of(cluster_name):
+        async_task("tasks.sync.sync_source_by_id", source_id, full)
+
+
+def schedule_fires(cluster_name, func):
+    """What a schedule does when it fires: tasks.sync.full_pass or light_pass, which queue
+    one pass per enabled source for the clusters to share."""
+    with on_queue_of(cluster_name):
+        func()
 
 
 def make_sources(prefix, urls):
@@ -222,10 +266,13 @@ def finished_full_passes(sources):
     )
 
 
-def sync_all(clusters, sources, seconds):
-    """Queue a full pass of every source; return the wall time until all ended."""
+def sync_all(clusters, sources, seconds, by_schedule=False):
+    """Queue a full pass of every source (by_schedule: as the full pass's schedule does,
+    for every enabled source); return the wall time until all ended."""
     started = time.monotonic()
-    for source in sources:
+    if by_schedule:
+        schedule_fires(clusters.name, sync.full_pass)
+    for source in [] if by_schedule else sources:
         queue(clusters.name, source.pk)
     wait_until(
         lambda: finished_full_passes(sources).count() >= len(sources),
@@ -253,26 +300,55 @@ def assert_mirrored_exactly_once(source, url):
     stored = list(Task.objects.filter(source=source).values_list("task_id", flat=True))
     assert len(stored) == len(set(stored))
     assert set(stored) == expected
+    doubled = (
+        Task.objects.filter(source=source)
+        .values("source", "task_id")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+    )
+    assert not doubled.exists(), list(doubled[:5])
+
+
+def assert_raw_as_served(source, url, sample):
+    """Task.raw is the exact text the simulator serves, for a random sample of finished
+    tasks (unfinished ones keep moving upstream after the pass)."""
+    tasks = Task.objects.filter(source=source, status__in=FINISHED_STATUSES).order_by("?")
+    checked = 0
+    with requests.Session() as session:
+        session.headers["mj-api-secret"] = SECRET
+        for task_id, raw in tasks.values_list("task_id", "raw")[:sample]:
+            served = session.get(f"{url}/mj/task/{quote(task_id, safe='')}/fetch", timeout=30)
+            served.raise_for_status()
+            assert raw == served.text.strip(), task_id
+            checked += 1
+    assert checked == sample
 
 
 def test_three_workers_share_ten_sources_and_store_every_task_exactly_once(clusters, simulators):
     urls = simulators(10_000, count=10)
     sources = make_sources("multi", urls)
-    clusters(3)
+    group = clusters(3)
 
-    took = sync_all(clusters, sources, seconds=360)
+    took = sync_all(clusters, sources, seconds=360, by_schedule=True)
 
     runs = finished_full_passes(sources)
     assert sorted(runs.values_list("outcome", flat=True)) == ["ok"] * 10, list(
         runs.values_list("source__name", "error")
     )
+    # The work was shared: the passes ran in more than one of the clusters.
+    per_cluster = Counter(
+        group.index(cluster_of(worker, group)) for worker in runs.values_list("worker", flat=True)
+    )
+    assert len(per_cluster) > 1, f"all ten passes ran in one cluster: {per_cluster}"
     for source, url in zip(sources, urls, strict=True):
         assert_mirrored_exactly_once(source, url)
     assert Task.objects.filter(source__in=sources).count() == 100_000
-    print(f"\n3 workers, 10 sources x 10,000 tasks: {took:.1f} s")
+    shares = ", ".join(str(per_cluster[i]) for i in range(len(group)))
+    print(f"\n3 workers, 10 sources x 10,000 tasks: {took:.1f} s; passes per cluster: {shares}")
 
-    # Three passes of one source queued at once: the lease lets one run, the others
-    # are recorded as skipped, and no two ever overlap.
+    # Three full passes of one source queued at once: the lease lets one run at a time
+    # (a full pass waits for it, up to sync.FULL_PASS_WAITS; one that waited longer
+    # would be recorded as skipped), and no two ever overlap.
     busy = sources[0]
     for _ in range(3):
         queue(clusters.name, busy.pk)
@@ -290,56 +366,71 @@ def test_three_workers_share_ten_sources_and_store_every_task_exactly_once(clust
     assert_mirrored_exactly_once(busy, urls[0])
 
 
-def test_a_pass_cut_off_by_a_killed_worker_is_completed_by_another(clusters, simulators):
-    lease = 15
-    (url,) = simulators(10_000)
-    (source,) = make_sources("killed", [url])
-    (first,) = clusters(1, lease_seconds=lease)
+def test_a_worker_killed_mid_pass_over_100k_tasks_is_taken_over_by_another(clusters, simulators):
+    lease = 15  # a short lease, so the dead pass frees the source within the test
+    (url,) = simulators(100_000)
+    (source,) = make_sources("big", [url])
+    group = clusters(3, lease_seconds=lease)
+    started = time.monotonic()
 
-    queue(clusters.name, source.pk)
+    schedule_fires(clusters.name, sync.full_pass)
     wait_until(
-        lambda: Task.objects.filter(source=source).count() >= 2000,
-        120,
+        lambda: Task.objects.filter(source=source).count() >= 10_000,
+        300,
         clusters,
-        "the first 2,000 tasks",
+        "the first 10,000 tasks",
     )
-    (second,) = clusters(1, lease_seconds=lease)
-    first.kill()  # SIGKILL to its whole process group, mid-pass
-    at_kill = set(Task.objects.filter(source=source).values_list("task_id", flat=True))
     cut = SyncRun.objects.get(source=source)
-    assert cut.outcome == "running" and cut.ended is None
-    assert 2000 <= len(at_kill) < 10_000, "the pass ended before the kill: nothing to take over"
+    holder = cluster_of(cut.worker, group)
+    dead_owner = Source.objects.get(pk=source.pk).lease_owner
+    holder.kill()  # SIGKILL to the whole process group of the lease holder, mid-pass
+    killed = time.monotonic()
+    survivors = [c for c in group if c is not holder]
+    at_kill = set(Task.objects.filter(source=source).values_list("task_id", flat=True))
+    cut.refresh_from_db()
+    assert cut.kind == "full" and cut.outcome == "running" and cut.ended is None
+    assert 10_000 <= len(at_kill) < 100_000, "the pass ended before the kill: nothing to take over"
 
-    # The dead pass still holds the source: a pass queued now is skipped, not doubled.
-    queue(clusters.name, source.pk)
+    # The dead pass still holds the source: a light pass queued now is skipped, not doubled.
+    schedule_fires(clusters.name, sync.light_pass)
     wait_until(
-        lambda: SyncRun.objects.filter(source=source, outcome="skipped").exists(),
+        lambda: SyncRun.objects.filter(source=source, kind="light", outcome="skipped").exists(),
         60,
         clusters,
-        "the pass queued under the dead lease",
+        "the light pass queued under the dead lease",
     )
     source.refresh_from_db()
-    assert source.lease_owner and source.lease_until > timezone.now()
+    assert source.lease_owner == dead_owner and source.lease_until > timezone.now()
 
-    # Once the lease has run out, the next pass takes the source over and finishes the work.
-    wait_until(
-        lambda: Source.objects.get(pk=source.pk).lease_until < timezone.now(),
-        lease + 30,
-        clusters,
-        "the lease running out",
+    # The next full pass waits for the lease to run out, takes the source over from the
+    # dead pass and finishes the work.
+    schedule_fires(clusters.name, sync.full_pass)
+    later = SyncRun.objects.filter(
+        source=source, kind="full", pk__gt=cut.pk, outcome__in=["ok", "failed"]
     )
-    queue(clusters.name, source.pk)
-    later = SyncRun.objects.filter(source=source, pk__gt=cut.pk, outcome__in=["ok", "failed"])
-    wait_until(later.exists, 180, clusters, "the pass that takes over")
+    wait_until(later.exists, 300, clusters, "the full pass that takes over")
+    took = time.monotonic() - started
     done = later.get()
     assert done.outcome == "ok", done.error
+    assert done.worker != cut.worker and cluster_of(done.worker, group) in survivors
     cut.refresh_from_db()  # closed by the pass that took the source over
     assert cut.outcome == "failed" and cut.ended is not None and "interrupted" in cut.error
+    assert cut.ended <= done.started
+
+    # Every task exactly once, as served; what the killed pass wrote was kept, and the
+    # pass that took over created only the rest.
+    assert Task.objects.filter(source=source).count() == 100_000
     assert_mirrored_exactly_once(source, url)
-    # What the killed pass wrote was kept: the pass that took over created only the rest.
-    assert done.created == 10_000 - len(at_kill)
+    assert_raw_as_served(source, url, sample=300)
+    assert done.created == 100_000 - len(at_kill)
     assert at_kill <= set(Task.objects.filter(source=source).values_list("task_id", flat=True))
-    assert second.proc.poll() is None
+    assert_one_pass_at_a_time(source)
+    assert all(c.proc.poll() is None for c in survivors)
+    print(
+        f"\n3 workers, 1 source x 100,000 tasks, lease holder killed after {len(at_kill):,} "
+        f"tasks at {killed - started:.1f} s: taken over and completed at {took:.1f} s "
+        f"(the takeover pass itself {(done.ended - done.started).total_seconds():.1f} s)"
+    )
 
 
 @pytest.mark.skipif(not COMPARE, reason="timing one worker against three: MJ_MULTIWORKER_COMPARE=1")
