@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/bench_archive.py [--tasks 500] [--large 120]
 
+(`make bench` runs it with --tasks 300 --large 24: about a minute.) Prints a line per
+run, then the figures as one JSON object on the last line (bench/run.py reads it).
+
 Two workloads, each archived by a fresh process (so its peak RSS is the pass's own):
 - "simulator": tasks synced from the built-in simulator in another process, its 512 px
   PNGs at Discord-shaped links, the whole path a real deployment runs;
@@ -147,9 +150,19 @@ def measure(label, workers, env, media):
         f"{label:<10} workers={workers}  {result['archived']:>5} images in "
         f"{result['seconds']:6.2f} s = {rate:7.1f} images/s   peak RSS "
         f"{result['rss_peak_kb'] / 1024:6.1f} MB (Django loaded: "
-        f"{result['rss_before_kb'] / 1024:.1f} MB)  failed={result['failed']}"
+        f"{result['rss_before_kb'] / 1024:.1f} MB)  failed={result['failed']}",
+        flush=True,
     )
-    return result
+    return {
+        "workload": label,
+        "workers": workers,
+        "images": result["archived"],
+        "failed": result["failed"],
+        "seconds": round(result["seconds"], 3),
+        "images_per_s": round(rate, 1),
+        "peak_rss_mb": round(result["rss_peak_kb"] / 1024, 1),
+        "django_rss_mb": round(result["rss_before_kb"] / 1024, 1),
+    }
 
 
 def main():
@@ -187,8 +200,9 @@ def main():
     call_command("migrate", verbosity=0)
     ctx = multiprocessing.get_context("spawn")
     procs = []
+    runs = []
     try:
-        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}", flush=True)
         # The simulator workload
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=run_simulator, args=(args.tasks, child), daemon=True)
@@ -198,9 +212,12 @@ def main():
         source = Source.objects.create(name="sim", base_url=sim_url)
         sync_source(source, full=True)
         with_images = Task.objects.filter(source=source).exclude(image_url="").count()
-        print(f"simulator: {args.tasks} tasks synced, {with_images} with an image (512 px PNG)")
+        print(
+            f"simulator: {args.tasks} tasks synced, {with_images} with an image (512 px PNG)",
+            flush=True,
+        )
         for workers in (1, 4):
-            measure("simulator", workers, env, media)
+            runs.append(measure("simulator", workers, env, media))
 
         # The 2048 px workload
         parent, child = ctx.Pipe()
@@ -208,7 +225,10 @@ def main():
         proc.start()
         procs.append((proc, parent))
         files_url, total = receive(parent, proc)
-        print(f"2048px: {args.large} distinct PNGs, {total / args.large / 1e6:.1f} MB each on avg")
+        print(
+            f"2048px: {args.large} distinct PNGs, {total / args.large / 1e6:.1f} MB each on avg",
+            flush=True,
+        )
         Task.objects.all().delete()
         big = Source.objects.create(name="files", base_url=files_url)
         now = timezone.now()
@@ -226,13 +246,14 @@ def main():
             for n in range(args.large)
         )
         for workers in (1, 2, 4):
-            measure("2048px", workers, env, media)
+            runs.append(measure("2048px", workers, env, media))
     finally:
         for proc, conn in procs:
             if proc.is_alive():
                 conn.send("stop")
                 proc.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({"archive": runs}))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Prints a table and writes bench/results.json. Machines are shared and noisy:
 read the ratios, not the seconds. Options: --tasks N (default 100000),
 --rows N for the million-row figures (default 1000000), --only sqlite|postgresql,
---skip-pages.
+--skip-pages, --skip-archive, --archive-only (figure 7 alone, about a minute).
 """
 
 import argparse
@@ -169,14 +169,35 @@ def light_pass_figures(db, stored_counts, unfinished=1000):
     return results
 
 
+# Figure 7's sizes: a few hundred simulator images and a couple dozen Midjourney-sized
+# ones keep it to about a minute (bench/bench_archive.py alone takes bigger ones).
+ARCHIVE_ARGS = ["--tasks", "300", "--large", "24"]
+
+
+def archive_figures():
+    """Figure 7: images archived per second and a pass's peak memory (bench/bench_archive.py:
+    its own temporary SQLite database and MEDIA_ROOT, everything on localhost)."""
+    env = dict(os.environ, LOG_LEVEL="WARNING")
+    return run_json(["bench/bench_archive.py", *ARCHIVE_ARGS], env)["archive"]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--skip-archive", action="store_true")
+    parser.add_argument("--archive-only", action="store_true")
     args = parser.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
+    if args.archive_only:
+        machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
+        say(f"mjsite benchmarks on {machine}\n[archive] copying images…")
+        started = time.perf_counter()
+        runs = archive_figures()
+        print_archive(runs, time.perf_counter() - started)
+        return
 
     vendors = ["sqlite", "postgresql"]
     if args.only:
@@ -234,8 +255,17 @@ def main():
             say(f"[{vendor}] pages with {args.rows:,} tasks stored…")
             figures.update(run_json(["bench/pages.py"], db.env()))
 
+    archive_seconds = None
+    if not args.skip_archive:
+        say("[archive] copying images…")
+        started = time.perf_counter()
+        results["archive"] = archive_figures()
+        archive_seconds = time.perf_counter() - started
+
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
+    if "archive" in results:
+        print_archive(results["archive"], archive_seconds)
 
 
 def print_table(results):
@@ -261,6 +291,21 @@ def print_table(results):
                     f"{label:32} {vendor:11} {figures[value_key]:>10.3f} "
                     f"{figures[ratio_key]:>7.2f}×  {target}"
                 )
+
+
+def print_archive(runs, seconds):
+    say("")
+    say(f"7 image archive: one pass per row, {seconds:.0f} s in all (bench/bench_archive.py)")
+    header = f"{'workload':22} {'workers':>7} {'images':>7} {'images/s':>9} {'peak RSS':>9}"
+    say(header)
+    say("-" * len(header))
+    for run in runs:
+        workload = "simulator, 512 px" if run["workload"] == "simulator" else "2048 px PNG"
+        say(
+            f"{workload:22} {run['workers']:>7} {run['images']:>7} "
+            f"{run['images_per_s']:>9.1f} {run['peak_rss_mb']:>6.0f} MB"
+            + (f"  ({run['failed']} failed)" if run["failed"] else "")
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ Discord links die a day after the task finishes (FACTS.md, "Images"); the sync m
    a new image in the meantime wins;
 5. with MJ_THUMBS_ONLY_AFTER_DAYS set, originals of old tasks are deleted in batches.
 
+A task that already has a copy keeps it whatever happens to a later link: Discord re-signs
+a link (same file, new ex/hm), and the sync marks the task pending again; if that link dies
+or fails before it is copied, the task goes back to `archived` with its earlier copy (and
+the reason in image_error), never to `lost` or `failed`.
+
 File names are content-addressed (`images/ab/cdef….png`, `thumbs/ab/cdef….webp`, from the
 SHA-256 of the original), so an image shared by tasks is stored once and a name never
 changes meaning. The in-progress `_grid_0` preview of an unfinished task is stored under the
@@ -35,7 +40,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .models import FINISHED_STATUSES, ImageState, Source, Task
+from .models import FINISHED_STATUSES, ArchiveStatus, ImageState, Source, Task
 from .safe_fetch import Fetcher, FetchError, Policy, short
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,7 @@ THUMB_QUALITY = 80
 BACKOFF_MINUTES = (1, 5, 30)  # after the 1st, 2nd and 3rd failed attempt; the 4th gives up
 CLAIM_MINUTES = 10  # a claimed task waits this long before another pass may take it
 LOST = "the link expired before it could be copied"
+KEPT = "kept the copy of an earlier link"
 
 
 @dataclass
@@ -61,6 +67,7 @@ class Counts:
     retrying: int = 0  # failed this time, tried again later
     lost: int = 0
     skipped: int = 0  # taken by another pass, or its image changed while we copied it
+    kept: int = 0  # a new link died or failed; back to "archived" with an earlier copy
     pruned: int = 0  # originals deleted by the retention setting
 
     def __str__(self):
@@ -108,7 +115,7 @@ def archive_pass(now=None, max_seconds=None, batch=None, workers=None):
     workers = max(1, workers or settings.MJ_ARCHIVE_WORKERS)
     started = time.monotonic()
     counts = Counts()
-    counts.lost += mark_lost(clock())
+    mark_lost(clock(), counts)
     policies = {}
     fetcher = Fetcher(
         max_bytes=settings.MJ_ARCHIVE_MAX_MB * 1024 * 1024,
@@ -135,6 +142,7 @@ def archive_pass(now=None, max_seconds=None, batch=None, workers=None):
                 else:
                     record_success(job, copied, counts)
     counts.pruned = prune_originals(clock(), batch, started, budget)
+    update_status(clock(), counts)
     if counts:
         log.info("archive pass: %s in %.1f s", counts, time.monotonic() - started)
     return counts
@@ -155,21 +163,38 @@ def due(now):
     )
 
 
-def mark_lost(now):
+def mark_lost(now, counts):
     # Served by task_image_pending_idx. Claimed tasks (next try in the future) are left to
-    # the pass copying them.
-    message = Case(
-        When(image_error="", then=Value(LOST)),
-        default=Concat(
-            Value(LOST + "; the last attempt: "), F("image_error"), output_field=TextField()
-        ),
-        output_field=TextField(),
-    )
-    return (
+    # the pass copying them. A task with a copy of an earlier link keeps showing it.
+    expired = (
         Task.objects.pending_images()
         .filter(image_expires__lte=now)
         .filter(Q(image_next_try__isnull=True) | Q(image_next_try__lte=now))
-        .update(image_state=ImageState.LOST, image_next_try=None, image_error=message)
+    )
+    counts.kept += expired.filter(has_copy()).update(
+        image_state=ImageState.ARCHIVED,
+        image_next_try=None,
+        image_error=with_last_attempt(f"{KEPT}: the new link {LOST}"),
+    )
+    counts.lost += expired.update(
+        image_state=ImageState.LOST,
+        image_next_try=None,
+        image_error=with_last_attempt(LOST),
+    )
+
+
+def has_copy():
+    return ~Q(image_file="") | ~Q(thumb_file="")
+
+
+def with_last_attempt(message):
+    """The message, followed by the reason of the last failed attempt if there was one."""
+    return Case(
+        When(image_error="", then=Value(message)),
+        default=Concat(
+            Value(message + "; the last attempt: "), F("image_error"), output_field=TextField()
+        ),
+        output_field=TextField(),
     )
 
 
@@ -247,7 +272,20 @@ def record_success(job, copied, counts):
 def record_failure(job, error, now, counts):
     attempts = job.attempts + 1
     wanted = still_wanted(job)
-    if error.gone and job.expires is not None and job.expires <= now:
+    gone = error.gone and job.expires is not None and job.expires <= now
+    if (gone or error.permanent or attempts > len(BACKOFF_MINUTES)) and (
+        job.old_image or job.old_thumb
+    ):
+        # The files of an earlier link are still there (discard() only runs on success).
+        what = f"the new link {LOST}" if gone else "the new link failed"
+        updated = wanted.update(
+            image_state=ImageState.ARCHIVED,
+            image_attempts=attempts,
+            image_next_try=None,
+            image_error=f"{KEPT}: {what}: {error.reason}",
+        )
+        counts.kept += updated
+    elif gone:
         updated = wanted.update(
             image_state=ImageState.LOST,
             image_attempts=attempts,
@@ -421,3 +459,48 @@ def status_counts():
     for state, n in rows:
         counts[state] = counts.get(state, 0) + n
     return counts
+
+
+# status_counts() reads the whole table (1.7 s on SQLite with a million tasks): too slow
+# for a page. So the passes keep the counts of the states they move tasks into, in the
+# one-row ArchiveStatus table, and the overview reads them (and counts `pending` itself,
+# by task_image_pending_idx). A pass recounts every RECOUNT, which also catches what only
+# the sync and deletions change (a re-signed link takes an archived task back to
+# pending); between recounts it adds what it moved itself.
+RECOUNT = timedelta(minutes=5)
+
+
+def load_status():
+    """{"archived", "failed", "lost": n, "counted", "updated": datetime} as the passes
+    keep them, or None before the first pass."""
+    return (
+        ArchiveStatus.objects.filter(pk=1)
+        .values("archived", "failed", "lost", "counted", "updated")
+        .first()
+    )
+
+
+def update_status(now, counts):
+    """After a pass: recount if the counts are missing or old, else add this pass's moves."""
+    status = load_status()
+    if status is None or not timedelta(0) <= now - status["counted"] < RECOUNT:
+        totals = status_counts()
+        ArchiveStatus.objects.update_or_create(
+            pk=1,
+            defaults={
+                "archived": totals.get("archived", 0),
+                "failed": totals.get("failed", 0),
+                "lost": totals.get("lost", 0),
+                "counted": now,
+                "updated": now,
+            },
+        )
+    elif counts.archived or counts.kept or counts.failed or counts.lost:
+        # Every move of a pass starts from pending, which the overview counts itself.
+        # Added in the database: two passes at once must not lose each other's moves.
+        ArchiveStatus.objects.filter(pk=1).update(
+            archived=F("archived") + counts.archived + counts.kept,
+            failed=F("failed") + counts.failed,
+            lost=F("lost") + counts.lost,
+            updated=now,
+        )

@@ -3,6 +3,8 @@ live link while it may still work, else nothing. Plain functions of a Task's fie
 queries, so a list page can call them per row (Task.objects.for_list() has every field
 they read)."""
 
+from urllib.parse import urlsplit
+
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,6 +18,27 @@ def media_url(name):
     return reverse("media:file", args=[name]) if name else None
 
 
+def has_copy(task):
+    """The archive holds a copy of this task's image, or of an earlier one of its links."""
+    return bool(task.image_file or task.thumb_file)
+
+
+def same_picture(a, b):
+    """Two links to the same file: Discord re-signs a link (new ex, is and hm) but keeps
+    its host and path, which name the attachment."""
+    if not is_web_url(a) or not is_web_url(b):
+        return False
+    try:
+        x, y = urlsplit(a.strip()), urlsplit(b.strip())
+    except ValueError:
+        return False
+    return (x.scheme.lower(), x.netloc.lower(), x.path) == (
+        y.scheme.lower(),
+        y.netloc.lower(),
+        y.path,
+    )
+
+
 def live_link(task, now=None):
     """The proxy's own image URL, if it is a web link not known to be dead."""
     if not is_web_url(task.image_url) or task.image_state == ImageState.LOST:
@@ -25,25 +48,34 @@ def live_link(task, now=None):
     return task.image_url
 
 
+def copy_first(task):
+    """Whether the stored copy beats the live link: always, except while a new, different
+    image waits to be copied (a final image after its grid preview)."""
+    if task.image_state != ImageState.PENDING:
+        return True
+    return same_picture(task.archived_url, task.image_url)
+
+
 def thumb_url(task, now=None):
     """The small image for lists: the archived WebP thumbnail, or the live link."""
-    if task.image_state == ImageState.ARCHIVED and task.thumb_file:
-        return media_url(task.thumb_file)
-    # Pending (a new image not copied yet), failed, or never archived: the live link,
-    # then whatever copy an earlier image left (an in-progress preview, say).
-    return live_link(task, now) or media_url(task.thumb_file)
+    copy = media_url(task.thumb_file)
+    if copy and copy_first(task):
+        return copy
+    return live_link(task, now) or copy
 
 
 def large_url(task, now=None):
     """The full-size image for the detail page; the thumbnail once retention removed it."""
-    if task.image_state == ImageState.ARCHIVED and (task.image_file or task.thumb_file):
-        return media_url(task.image_file or task.thumb_file)
-    return live_link(task, now) or media_url(task.image_file or task.thumb_file)
+    copy = media_url(task.image_file or task.thumb_file)
+    if copy and copy_first(task):
+        return copy
+    return live_link(task, now) or copy
 
 
 def image_lost(task):
-    """The link died before the archive could copy it (the detail page says so)."""
-    return task.image_state == ImageState.LOST
+    """The link died before the archive could copy it, and no copy of an earlier link of
+    the task is kept either (the pages say so instead of showing a broken image)."""
+    return task.image_state == ImageState.LOST and not has_copy(task)
 
 
 def thumb_size(task):

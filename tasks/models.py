@@ -218,6 +218,23 @@ class TaskEvent(models.Model):
         return f"{self.task_id} {self.status} {self.progress}"
 
 
+class ArchiveStatus(models.Model):
+    """The image archive's counts for the overview, in one row (pk 1) kept by the archive
+    passes (tasks/archive.py): a GROUP BY over a million tasks is too slow for a page."""
+
+    archived = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    lost = models.PositiveIntegerField(default=0)
+    counted = models.DateTimeField()  # the last full recount
+    updated = models.DateTimeField()  # the last change
+
+    class Meta:
+        verbose_name_plural = "archive status"
+
+    def __str__(self):
+        return f"archived={self.archived} failed={self.failed} lost={self.lost}"
+
+
 class SyncRun(models.Model):
     class Kind(models.TextChoices):
         LIGHT = "light"

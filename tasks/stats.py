@@ -4,6 +4,9 @@ Every query is bounded: counts, charts and fail reasons over the last WINDOW_DAY
 from the hourly roll-up (tasks/rollup.py, a row per hour and kind of task) plus the
 current hour counted live; percentiles over the newest SAMPLE tasks. So the overview
 costs about the same with a million tasks as with ten thousand.
+
+The image archive's status line is no exception: the backlog is counted by its partial
+index, the other states come from the counts the archive passes keep.
 """
 
 from collections import Counter, defaultdict
@@ -17,7 +20,7 @@ from django.db.models import F, FloatField, Func, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from . import rollup
+from . import archive, rollup
 from .models import FINISHED_STATUSES, Source, SyncRun, Task
 
 WINDOW_DAYS = rollup.DAYS
@@ -119,6 +122,21 @@ def compute(now):
         "sources": list(by_source.values()),
         "daily": daily_chart(first_day, counts.by_day),
         "hourly": hourly_chart(now, counts.by_hour),
+        "images": image_status(),
+    }
+
+
+def image_status():
+    """The archive's status line: `pending` counted now (task_image_pending_idx: the
+    backlog, a small part of the table), the other states as the archive passes keep
+    them (tasks/archive.py, load_status; None before the first pass)."""
+    status = archive.load_status() or {}
+    return {
+        "archived": status.get("archived"),
+        "pending": Task.objects.pending_images().count(),
+        "failed": status.get("failed"),
+        "lost": status.get("lost"),
+        "updated": status.get("updated"),
     }
 
 

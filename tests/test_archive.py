@@ -3,18 +3,24 @@ server for hostile answers."""
 
 import hashlib
 import io
+import re
 import socket
 import struct
 import threading
 import time
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from django.core.files.storage import default_storage
+from django.core.cache import cache
+from django.core.files.storage import InMemoryStorage, default_storage, storages
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image
 
@@ -22,9 +28,9 @@ from tasks import archive, image_urls
 from tasks.archive import archive_pass, due, status_counts
 from tasks.bootstrap import ensure_schedules
 from tasks.image_urls import image_lost, large_url, thumb_size, thumb_url
-from tasks.models import ImageState, Source, Task
+from tasks.models import ImageState, Source, SourceKind, Task
 from tasks.safe_fetch import Fetcher, Policy, Refused
-from tasks.sync import sync_source
+from tasks.sync import ingest, sync_source
 
 from .conftest import make_task
 from .faultserver import Reply
@@ -99,6 +105,11 @@ def pending(source, url, task_id="1700000000000001", **fields):
     return make_task(source, task_id=task_id, image_url=url, **fields)
 
 
+def media_files(media):
+    """The images and thumbnails in MEDIA_ROOT."""
+    return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
 def stored(name):
     with default_storage.open(name, "rb") as f:
         return f.read()
@@ -171,9 +182,43 @@ def stream_server():
 # Against the simulator
 
 
-@pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
+class ImageSources(HTMLParser):
+    """Every image a page shows: <img src>, and the full-size links the lightbox opens."""
+
+    def __init__(self, html):
+        super().__init__()
+        self.found = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img" and "src" in attrs and not attrs["src"].startswith("/static/"):
+            self.found.append(attrs["src"] or "")  # (the lightbox's own <img> has no src)
+        elif tag == "a" and "data-lightbox" in attrs:
+            self.found.append(attrs.get("href") or "")
+
+
+def shown_images(client, url):
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return ImageSources(response.content.decode()).found
+
+
+def synced_source(sim, make_source, flavor):
+    if flavor != "relay":
+        source = make_source(sim)
+    else:
+        # A relay has no list: the mirror learns its ids elsewhere (hooks, an older proxy),
+        # then refreshes them through list-by-condition.
+        source = make_source(sim, kind=SourceKind.RELAY)
+        ingest(source, [dict(r, status="SUBMITTED", progress="0%") for r in sim.all_records()])
+    assert sync_source(source, full=True).outcome == "ok"
+    return source
+
+
+@pytest.mark.parametrize("flavor", ["novicezk", "trueai", "relay"])
 def test_every_finished_image_is_archived_before_its_link_dies_and_served_after_it(
-    start_sim, make_source, clock, flavor, client, admin_client
+    start_sim, make_source, clock, flavor, client, admin_client, django_user_model
 ):
     sim = start_sim(flavor, tasks=0, image_ttl=600)
     for action in ("IMAGINE", "IMAGINE", "DESCRIBE", "BLEND", "SHORTEN"):
@@ -181,8 +226,7 @@ def test_every_finished_image_is_archived_before_its_link_dies_and_served_after_
     sim.submit("IMAGINE", prompt="a failing cat", fail=True)
     sim.submit("UPSCALE")
     clock.advance(150)  # every task has finished
-    source = make_source(sim)
-    assert sync_source(source, full=True).outcome == "ok"
+    source = synced_source(sim, make_source, flavor)
     with_images = Task.objects.filter(source=source).exclude(image_url="")
     assert with_images.count() >= 5
     assert set(with_images.values_list("image_state", flat=True)) == {ImageState.PENDING}
@@ -219,6 +263,28 @@ def test_every_finished_image_is_archived_before_its_link_dies_and_served_after_
         assert anonymous.status_code == 302
         assert anonymous["Location"].startswith("/accounts/login/")
 
+    # Every page, after the links died: each image is the archived copy, none the proxy's.
+    thumbs = {image_urls.media_url(t.thumb_file) for t in with_images.all()}
+    pages = {url: shown_images(admin_client, url) for url in ("/", "/tasks/", "/gallery/")}
+    pages["/admin/tasks/task/"] = shown_images(admin_client, "/admin/tasks/task/")
+    for url, shown in pages.items():
+        assert thumbs <= set(shown), url  # every task with an image, with its copy
+    for task in with_images.all():
+        shown = shown_images(admin_client, task.get_absolute_url())
+        assert image_urls.media_url(task.image_file) in shown
+        pages[task.get_absolute_url()] = shown
+    for url, shown in pages.items():
+        assert shown, url
+        for src in shown:
+            assert src.startswith("/media/"), (url, src)
+            assert sim.url.split("//")[1] not in src, (url, src)
+    reader = django_user_model.objects.create_user("reader")  # logged in, not staff
+    client.force_login(reader)
+    for src in {src for shown in pages.values() for src in shown}:
+        response = client.get(src)
+        assert response.status_code == 200, src
+        assert b"".join(response.streaming_content)
+
 
 def test_a_grid_preview_is_archived_then_replaced_by_the_final_image(
     start_sim, make_source, clock, media
@@ -247,10 +313,139 @@ def test_a_grid_preview_is_archived_then_replaced_by_the_final_image(
     assert task.image_state == ImageState.ARCHIVED
     assert task.image_file.startswith("images/")
     assert not any(default_storage.exists(name) for name in preview)
-    files = [p for p in media.rglob("*") if p.is_file()]
-    assert sorted(str(p.relative_to(media)) for p in files) == sorted(
-        [task.image_file, task.thumb_file]
+    assert media_files(media) == sorted([task.image_file, task.thumb_file])
+
+
+def sim_now(clock):
+    return datetime.fromtimestamp(clock.now_ms() / 1000, tz=UTC)
+
+
+def re_signed(url, signer, issued_ms):
+    """The same attachment under a fresh signature (new ex, is and hm), as Discord gives."""
+    parts = urlsplit(url)
+    _, _, channel, attachment, name = parts.path.split("/")
+    return signer.url(f"{parts.scheme}://{parts.netloc}", channel, attachment, name, issued_ms)
+
+
+def test_a_re_signed_link_that_dies_before_it_is_copied_keeps_the_earlier_copy(
+    start_sim, make_source, clock, admin_client
+):
+    sim = start_sim(tasks=0, image_ttl=600)
+    task_id = sim.submit("IMAGINE", prompt="灯塔")
+    clock.advance(150)
+    source = make_source(sim)
+    sync_source(source, full=True)
+    archive_pass()
+    task = Task.objects.get(task_id=task_id)
+    assert task.image_state == ImageState.ARCHIVED
+    copy = (task.image_file, task.thumb_file)
+    # The proxy hands out a re-signed link: the sync sees a new URL and wants it copied.
+    link = re_signed(task.image_url, sim.signer, clock.advance(60))
+    assert link != task.image_url and requests.get(link, timeout=5).status_code == 200
+    ingest(source, [dict(sim.record(task_id), imageUrl=link)])
+    task.refresh_from_db()
+    assert (task.image_state, task.image_url) == (ImageState.PENDING, link)
+    assert thumb_url(task) == image_urls.media_url(task.thumb_file)  # the same picture
+    clock.advance(700)  # the new link dies before any pass comes to it
+    assert requests.get(link, timeout=5).status_code == 404
+
+    counts = archive_pass(now=sim_now(clock))
+
+    task.refresh_from_db()
+    assert (counts.lost, counts.kept) == (0, 1)
+    assert task.image_state == ImageState.ARCHIVED
+    assert (task.image_file, task.thumb_file) == copy
+    assert task.image_error == "kept the copy of an earlier link: the new link " + archive.LOST
+    assert not image_lost(task)
+    assert thumb_url(task) == image_urls.media_url(copy[1])
+    assert large_url(task) == image_urls.media_url(copy[0])
+    assert status_counts()["lost"] == 0
+    page = admin_client.get(task.get_absolute_url()).content.decode()
+    assert "expired before it could be copied" not in page
+    assert image_urls.media_url(copy[0]) in ImageSources(page).found
+    assert "image lost" not in admin_client.get("/tasks/").content.decode()
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        (Reply(404, b"gone", {}, delay=1.2), "HTTP 404"),
+        (Reply(200, b"", {}, declared_length=10 * 1024**3), "too large"),
+    ],
+)
+def test_a_new_link_that_fails_for_good_keeps_the_earlier_copy(fault_server, answer, reason):
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/a.png", png_reply())
+    fault_server.route("GET", "/b.png", answer)
+    task = pending(source, f"{fault_server.url}/a.png")
+    archive_pass()
+    task.refresh_from_db()
+    copy = (task.image_file, task.thumb_file)
+    assert task.image_state == ImageState.ARCHIVED
+    soon = timezone.now() + timedelta(seconds=1)  # dead by the time the 404 arrives
+    record = {"id": task.task_id, "status": "SUCCESS", "progress": "100%"}
+    ingest(
+        source, [dict(record, imageUrl=f"{fault_server.url}/b.png?ex={int(soon.timestamp()):x}&")]
     )
+    task.refresh_from_db()
+    assert task.image_state == ImageState.PENDING
+
+    counts = archive_pass()
+
+    task.refresh_from_db()
+    assert (counts.kept, counts.lost, counts.failed) == (1, 0, 0)
+    assert task.image_state == ImageState.ARCHIVED
+    assert (task.image_file, task.thumb_file) == copy and default_storage.exists(copy[0])
+    assert task.image_error.startswith("kept the copy of an earlier link: the new link")
+    assert reason in task.image_error
+    assert thumb_url(task) == image_urls.media_url(copy[1]) and not image_lost(task)
+
+
+def test_a_task_marked_lost_before_the_fix_still_shows_its_copy():
+    source = source_at("http://127.0.0.1:9")
+    names = {"image_file": "images/ab/" + "c" * 62 + ".png", "thumb_file": "thumbs/ab/x.webp"}
+    task = pending(source, "https://cdn.discordapp.com/a.png?ex=1&", **names)
+    task.image_state = ImageState.LOST
+    assert not image_lost(task)
+    assert thumb_url(task) == image_urls.media_url(names["thumb_file"])
+    assert large_url(task) == image_urls.media_url(names["image_file"])
+
+
+def test_a_synced_discord_link_expires_when_its_ex_says(start_sim, make_source, clock):
+    sim = start_sim(tasks=0)  # links live a day, as Discord's
+    task_id = sim.submit("IMAGINE", prompt="猫猫")
+    clock.advance(150)
+    source = make_source(sim)
+
+    assert sync_source(source, full=True).outcome == "ok"
+
+    task = Task.objects.get(task_id=task_id)
+    assert re.fullmatch(
+        r"http://[^?]+\.png\?ex=[0-9a-f]+&is=[0-9a-f]+&hm=[0-9a-f]+&", task.image_url
+    )
+    query = parse_qs(urlsplit(task.image_url).query)
+    ex, issued = int(query["ex"][0], 16), int(query["is"][0], 16)
+    assert ex - issued == 86400
+    assert task.image_expires == datetime.fromtimestamp(ex, tz=UTC)
+    # A day after the task finished (is= is the finish time in whole seconds).
+    assert abs(task.image_expires - task.finished - timedelta(days=1)) < timedelta(seconds=1)
+
+
+def test_a_discord_cdn_link_from_the_proxy_expires_at_its_ex():
+    source = source_at("https://mj.example.com")
+    url = (
+        "https://cdn.discordapp.com/attachments/1118138338562560102/1195743014562238534/"
+        "cat_0b6c2c44-1fa1-4a5e-9d8e-1a2b3c4d5e6f.png"
+        "?ex=65a1b2c3&is=65a06143&hm=3f1e0c2b7a9d8e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f&"
+    )
+    record = {"id": "1705009475000001", "action": "IMAGINE", "status": "SUCCESS"}
+
+    ingest(source, [dict(record, progress="100%", imageUrl=url)])
+
+    task = Task.objects.get(task_id="1705009475000001")
+    assert task.image_url == url
+    assert task.image_state == ImageState.PENDING
+    assert task.image_expires == datetime(2024, 1, 12, 21, 44, 35, tzinfo=UTC)
 
 
 def test_a_link_that_dies_before_its_turn_is_lost_without_a_request(fault_server):
@@ -329,7 +524,7 @@ def test_a_link_that_returns_html_is_not_an_image(fault_server, media):
 
     assert task.image_error.startswith("not an image (image/png, starts with '<!doctype html>")
     assert task.image_state == ImageState.PENDING and task.image_next_try is not None
-    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+    assert media_files(media) == []
 
 
 def test_a_10_gb_content_length_is_refused_before_reading(fault_server):
@@ -596,7 +791,7 @@ def test_the_same_image_is_stored_once(fault_server, media):
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.image_file, a.thumb_file) == (b.image_file, b.thumb_file)
-    assert len([p for p in media.rglob("*") if p.is_file()]) == 2
+    assert len(media_files(media)) == 2
     assert stored(a.image_file) == png()
 
 
@@ -624,6 +819,34 @@ def test_retention_keeps_only_thumbnails_of_old_tasks(fault_server, settings):
 
 
 # Serving, status, helpers, command, schedule
+
+
+def test_a_pass_archives_into_another_storage_backend_which_the_media_view_serves(
+    fault_server, settings, media, client, django_user_model
+):
+    backend = "django.core.files.storage.InMemoryStorage"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": backend}}
+    store = storages["default"]
+    assert type(store) is InMemoryStorage
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/x.png", png_reply())
+    task = pending(source, f"{fault_server.url}/x.png")
+
+    assert archive_pass().archived == 1
+
+    task.refresh_from_db()
+    assert task.image_state == ImageState.ARCHIVED
+    assert store.exists(task.image_file) and store.exists(task.thumb_file)
+    assert not media.exists()  # nothing went to the file system
+    client.force_login(django_user_model.objects.create_user("reader"))
+    original = client.get(image_urls.media_url(task.image_file))
+    assert original.status_code == 200 and original["Content-Type"] == "image/png"
+    assert b"".join(original.streaming_content) == png()
+    thumb = client.get(image_urls.media_url(task.thumb_file))
+    assert thumb.status_code == 200 and thumb["Content-Type"] == "image/webp"
+    with Image.open(io.BytesIO(b"".join(thumb.streaming_content))) as img:
+        assert img.format == "WEBP"
+    assert status_line(client.get("/"))["archived"] == 1  # the counts went there too
 
 
 def test_media_files_are_only_served_by_their_exact_names(admin_client, client, media):
@@ -666,6 +889,61 @@ def test_status_counts_come_from_one_query(django_assert_num_queries):
     assert counts == {"none": 1, "pending": 1, "archived": 0, "failed": 0, "lost": 1}
 
 
+def status_line(response):
+    """The overview's archive status line as {state: number}."""
+    assert response.status_code == 200
+    html = response.content.decode()
+    line = html[html.index('id="archive-status"') :]
+    line = line[: line.index("</p>")]
+    found = re.findall(r'data-state="(\w+)"><span class="count">(\d+)</span>', line)
+    return {state: int(n) for state, n in found}
+
+
+def test_the_overview_shows_how_many_images_are_archived_pending_failed_and_lost(
+    fault_server, admin_client
+):
+    source = source_at(fault_server.url)
+    for n in range(1, 6):
+        fault_server.route("GET", f"/{n}.png", png_reply(png(colour=(n, 2, 3))))
+    for n in range(1, 4):
+        pending(source, f"{fault_server.url}/{n}.png", str(n))
+    pending(source, "ftp://example.com/x.png", "4")  # refused for good
+    pending(source, f"{fault_server.url}/4.png", "5", image_expires=timezone.now())
+    make_task(source, task_id="6")  # no image
+    page = admin_client.get("/")
+    assert status_line(page) == {"pending": 5}  # the rest is counted by the archive passes
+    assert "the other counts appear after the first archive pass" in page.content.decode()
+
+    archive_pass()
+    pending(source, f"{fault_server.url}/5.png", "7")  # synced since
+    later = timezone.now() + timedelta(minutes=1)
+    pending(source, f"{fault_server.url}/5.png", "8", image_next_try=later)
+    cache.clear()  # the overview's figures are cached for a minute
+    with CaptureQueriesContext(connection) as queries:
+        line = status_line(admin_client.get("/"))
+
+    assert line == {"archived": 3, "pending": 2, "failed": 1, "lost": 1}
+    # Not one GROUP BY over the whole table: a page must cost the same with a million tasks.
+    assert not [q for q in queries if "image_state" in q["sql"] and "GROUP BY" in q["sql"]]
+
+    archive_pass()  # archives task 7: the counts follow without a recount
+    cache.clear()
+    assert status_line(admin_client.get("/")) == {
+        "archived": 4,
+        "pending": 1,
+        "failed": 1,
+        "lost": 1,
+    }
+
+    # What a sync or a deletion changes is caught by the next recount, five minutes on.
+    Task.objects.filter(task_id__in=["1", "4"]).delete()
+    archive_pass(now=timezone.now() + timedelta(minutes=6))  # archives task 8, then recounts
+    cache.clear()
+    line = status_line(admin_client.get("/"))
+    assert line == {"archived": 4, "pending": 0, "failed": 0, "lost": 1}
+    assert line == {k: n for k, n in status_counts().items() if k != "none"}
+
+
 def test_the_helpers_show_the_live_link_until_it_expires():
     source = source_at("http://127.0.0.1:9")
     task = pending(source, "https://cdn.discordapp.com/a.png?ex=1&")
@@ -685,7 +963,7 @@ def test_the_command_prints_its_counts(fault_server, capsys):
     call_command("archive_images")
 
     out = capsys.readouterr().out
-    assert "archived=1 failed=0 lost=0 skipped=0" in out
+    assert "archived=1 failed=0 retrying=0 lost=0 skipped=0 kept=0 pruned=0 in" in out
     assert "images now: pending=0 archived=1 failed=0 lost=0" in out
 
 

@@ -213,8 +213,9 @@ def test_the_overview_costs_a_fixed_number_of_queries(client, tasks, django_asse
     SyncRun.objects.create(source=Source.objects.get(), kind="full", outcome="ok")
     # session, user, recent, sources + last runs (2), the roll-up's plan (2), its first
     # roll of the window (10 with savepoints and an ANALYZE; later requests skip it, see
-    # tests/test_rollup.py), rolled counts with the fail reasons (2), the live hour, sample
-    with django_assert_num_queries(21):
+    # tests/test_rollup.py), rolled counts with the fail reasons (2), the live hour, sample,
+    # the image archive's kept counts and its backlog (2)
+    with django_assert_num_queries(23):
         response = client.get("/")
     assert response.status_code == 200
     # Within the minute the figures come from the cache: session, user, recent tasks.

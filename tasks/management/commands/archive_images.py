@@ -20,11 +20,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         counts = archive_pass(max_seconds=max_seconds)
         elapsed = time.monotonic() - started
-        self.stdout.write(
-            f"archived={counts.archived} failed={counts.failed} lost={counts.lost} "
-            f"skipped={counts.skipped} retrying={counts.retrying} pruned={counts.pruned} "
-            f"in {elapsed:.1f} s"
-        )
+        self.stdout.write(f"{counts} in {elapsed:.1f} s")
         now = status_counts()
         now.pop("none", None)
         self.stdout.write("images now: " + " ".join(f"{k}={n}" for k, n in now.items()))
