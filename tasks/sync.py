@@ -91,12 +91,20 @@ class Stored:
     first_seen: object
     last_seen: object
 
+    def queue_flag(self, in_queue):
+        """in_queue as it should be stored (None: this answer does not say): a finished
+        task is never in the queue, whatever a stale queue record says."""
+        if in_queue is None:
+            return None
+        return bool(in_queue) and self.status not in FINISHED_STATUSES
+
     def seen_again(self, in_queue, now):
         """Whether seeing it again changes its bookkeeping (back from gone, queue moves,
         last seen more than LAST_SEEN_EVERY ago)."""
+        flag = self.queue_flag(in_queue)
         return (
             self.gone_since is not None
-            or (in_queue is not None and self.in_queue != in_queue)
+            or (flag is not None and self.in_queue != flag)
             or self.last_seen < now - LAST_SEEN_EVERY
         )
 
@@ -332,15 +340,13 @@ class Pass:
 
     def read_list(self):
         index = ListIndex()
-        listed = set()
         with self.client.list_tasks(index.note, keep_alive=self.keep_lease) as read:
             for batch in chunked(index.entries, BATCH):
                 counts, ids = ingest_listed(self.source, batch, read, run=self.run)
                 self.counted(counts, ids)
-                listed.update(ids)
         self.looks_like_trueai = index.looks_like_trueai
         if self.list_is_complete(len(index.entries)):
-            self.mark_gone(listed)
+            self.mark_gone(index.ids)  # an invalid record's id counts: the proxy has it
 
     def list_is_complete(self, count):
         # trueai's list holds the newest 100 only: a task missing from it is not gone.
@@ -413,17 +419,18 @@ class ListIndex:
 
     def __init__(self):
         self.entries = []
+        self.ids = set()  # every id the list holds, invalid records' included
         self.looks_like_trueai = False
 
     def note(self, item, data, start):
         value = item.value
         if isinstance(value, dict) and "isCompleted" in value:
             self.looks_like_trueai = True
-        try:
-            if item.problem:
-                raise records.InvalidRecord(item.problem)  # read back, counted invalid
-            task_id = records.task_id_of(value)
-        except records.InvalidRecord:
+        task_id = records.task_id_if_any(value)
+        if task_id:
+            self.ids.add(task_id)
+        if not task_id or item.problem:
+            # Read back later for its reason and text, and counted invalid.
             self.entries.append(Listed(None, None, start, len(data)))
             return
         # The hash of the bytes is records.raw_hash of the text, as identify makes it.
@@ -565,13 +572,14 @@ def write(source, received, typed, now, in_queue, via):
     """Decide and write one batch, inside a transaction that locks its stored rows."""
     counts = Counts()
     stored = stored_rows(source, received, lock=True)
-    upserts, events, touch = [], [], []
+    upserts, events = [], []
+    touch = {}  # pk: the queue flag to store (None: leave it) for rows only seen again
     for task_id, got in received.items():
         task = stored.get(task_id)
         if task is not None and task.raw_hash == got.raw_hash:
             counts.unchanged += 1
             if task.seen_again(in_queue, now):
-                touch.append(task.pk)
+                touch[task.pk] = task.queue_flag(in_queue)
             continue
         # Changed since the hash lookup by another writer: type it now (it was valid then).
         record = typed.get(task_id) or records.normalise(got.item, got)
@@ -585,7 +593,7 @@ def write(source, received, typed, now, in_queue, via):
         if record is None:
             counts.stale += 1  # behind what is stored: only the bookkeeping moves
             if task.seen_again(in_queue, now):
-                touch.append(task.pk)
+                touch[task.pk] = task.queue_flag(in_queue)
             continue
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
         if in_queue is None:
@@ -608,11 +616,12 @@ def write(source, received, typed, now, in_queue, via):
         rows = [row for row in upserts if row.get("image_changed") is image_changed]
         if rows:
             bulk_sql.upsert_tasks(rows, update)  # locked rows: the conflict is certain
-    if touch:
-        update = {"gone_since": None, "last_seen": now}
-        if in_queue is not None:
-            update["in_queue"] = in_queue
-        Task.objects.filter(pk__in=touch).update(**update)
+    for flag in (None, True, False):
+        if seen := [pk for pk, to in touch.items() if to is flag]:
+            update = {"gone_since": None, "last_seen": now}
+            if flag is not None:
+                update["in_queue"] = flag
+            Task.objects.filter(pk__in=seen).update(**update)
     if events:
         for event in events:
             task_id = event.pop("for_task")

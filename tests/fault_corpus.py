@@ -6,13 +6,21 @@ passes every other request through to a simulator) and says how the pass must en
 hostile-but-valid ones stored as described, or `either` of the two where both are
 fair answers (a body that is not strict JSON may be refused whole). A case that
 exposes an application bug names it in `bug`: the test is a strict xfail until fixed.
+
+Cases with a `target` aim their hostile records at a task the mirror already holds
+(the healthy fixture's, picked from the Context): that row must keep its raw, hash
+and status, so "every stored task is unchanged" is not true merely because the
+hostile ids were new.
 """
 
 import gzip
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from tasks.json_items import iter_items_in_place
 
 from .faultserver import Reply
 
@@ -64,10 +72,15 @@ def splice(body, items=(), raw=b""):
 class Context:
     good_body: bytes  # the healthy simulator's /list, exactly as it sends it
     stored_ids: list  # every task the mirror held before the bad pass
+    source_name: str = ""  # the source the mirror holds them under
 
     @property
     def good(self):
         return json.loads(self.good_body)
+
+    def stored_record(self, task_id):
+        """The healthy proxy's record of a stored task, as the mirror holds it."""
+        return next(r for r in self.good if r["id"] == task_id)
 
 
 @dataclass
@@ -85,6 +98,13 @@ class Fault:
     check: object = None  # callable(ctx, server, run) for anything else
     bug: str = ""  # a known application bug: the case is a strict xfail
     bug_on_postgresql: str = ""  # the same, on PostgreSQL only
+    # Cases aimed at a task the mirror already holds: target(ctx) is its id. Its row must
+    # keep its raw, hash and status, unless `target_becomes` names what a valid record
+    # changes ({field: value}; "raw": callable(ctx) -> the dict now stored).
+    target: object = None
+    target_becomes: dict = field(default_factory=dict)
+    invalid_target: bool = True  # the invalid rows name the target's id (it was readable)
+    stale: int | None = None  # records counted stale (ok); None: not checked
 
 
 # Route builders
@@ -141,6 +161,86 @@ def one_stored(ctx):
     return ctx.stored_ids[0]
 
 
+# Hostile records that carry the id of a task the mirror already holds
+
+
+def stored_with(ctx, status):
+    """The first stored task (by id) whose healthy record has this status."""
+    return next(i for i in ctx.stored_ids if ctx.stored_record(i)["status"] == status)
+
+
+def finished_task(ctx):
+    return stored_with(ctx, "SUCCESS")
+
+
+def running_task(ctx):
+    return stored_with(ctx, "NOT_START")  # the healthy fixture's "still running" tasks
+
+
+def altered(ctx, target, **fields):
+    """The target's healthy record with these fields changed."""
+    return {**ctx.stored_record(target(ctx)), **fields}
+
+
+def raw_in(record, marker, raw):
+    """The record's JSON text with the string "marker" (quotes included) replaced by raw
+    bytes: NaN, a raw control character, bytes that are not UTF-8, a huge number."""
+    text = dumps(record)
+    quoted = dumps(marker)
+    assert text.count(quoted) == 1, marker
+    return text.replace(quoted, raw)
+
+
+def span_of(ctx, task_id):
+    """Where the task's record is in the healthy list's bytes: (start, end)."""
+    spans = [
+        (start, start + len(data))
+        for item, data, start in iter_items_in_place(io.BytesIO(ctx.good_body))
+        if isinstance(item.value, dict) and item.value.get("id") == task_id
+    ]
+    assert len(spans) == 1, f"{task_id} is in the healthy list {len(spans)} times"
+    return spans[0]
+
+
+def list_replacing(target, make):
+    """/list: the healthy list with the target's record (its exact bytes) replaced by the
+    bytes make(ctx) returns (one item's text or several, comma-separated), and FRESH.
+
+    The healthy version of the task is then absent from the answer: only the hostile
+    one speaks for it (list_with would put both in one answer).
+    """
+
+    def routes(ctx):
+        start, end = span_of(ctx, target(ctx))
+        body = ctx.good_body[:start] + make(ctx) + ctx.good_body[end:]
+        return {LIST: Reply(body=splice(body, [FRESH]))}
+
+    return routes
+
+
+def list_replacing_with(target, **fields):
+    return list_replacing(target, lambda ctx: dumps(altered(ctx, target, **fields)))
+
+
+def list_with_twin(target, twin_first, **fields):
+    """/list: the healthy list, where the target's healthy record is also followed (or
+    preceded) by a broken twin: one id twice in one answer."""
+
+    def routes(ctx):
+        start, end = span_of(ctx, target(ctx))
+        good = ctx.good_body[start:end]  # its exact text: unchanged for the mirror
+        twin = dumps(altered(ctx, target, **fields))
+        both = twin + b"," + good if twin_first else good + b"," + twin
+        return list_replacing(target, lambda ctx: both)(ctx)
+
+    return routes
+
+
+def queue_aimed(target, **fields):
+    """/queue: FRESH and the target's record with these fields; the list stays healthy."""
+    return lambda ctx: queue_with(altered(ctx, target, **fields))(ctx)
+
+
 JSON = {"Content-Type": "application/json"}
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 GZIP = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
@@ -163,6 +263,16 @@ NUL_RECORD = task(
     properties={"finalPrompt": "x\x00y", "k\x00": ["\x00"]},
     extra="\x00",
 )
+
+
+def with_numeric_id(ctx):
+    record = ctx.stored_record(finished_task(ctx))
+    return {**record, "id": int(record["id"])}
+
+
+def stored_id_as_a_float(ctx):
+    record = ctx.stored_record(finished_task(ctx))
+    return dumps({**record, "id": "__ID__"}).replace(b'"__ID__"', record["id"].encode() + b".0")
 
 
 def check_retries(path, count):
@@ -779,5 +889,169 @@ CORPUS = [
         "ok",
         invalid=5000,
         reasons=("not a JSON object but null",),
+    ),
+    # --- Hostile records for tasks the mirror already holds (their rows must not move) ---
+    Fault(
+        "list-a-stored-task-with-status-as-an-array",
+        list_replacing_with(finished_task, status=["SUCCESS"]),
+        "ok",
+        invalid=1,
+        reasons=("status is an array",),
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-task-with-submit-time-in-letters",
+        list_replacing_with(finished_task, submitTime="last tuesday"),
+        "ok",
+        invalid=1,
+        reasons=("submitTime is a string",),
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-task-with-progress-as-an-object",
+        list_replacing_with(running_task, progress={"value": 99}),
+        "ok",
+        invalid=1,
+        reasons=("progress is an object",),
+        target=running_task,
+    ),
+    Fault(
+        "list-a-stored-task-holding-nan",
+        list_replacing(
+            finished_task,
+            lambda ctx: raw_in(altered(ctx, finished_task, progress="@nan"), "@nan", b"NaN"),
+        ),
+        "ok",
+        invalid=1,
+        reasons=("NaN is not a JSON value",),
+        target=finished_task,
+    ),
+    Fault(
+        "queue-a-stored-task-holding-infinity",
+        lambda ctx: queue_with(
+            raw=raw_in(altered(ctx, running_task, startTime="@inf"), "@inf", b"Infinity")
+        )(ctx),
+        "ok",
+        invalid=1,
+        reasons=("Infinity is not a JSON value",),
+        target=running_task,
+    ),
+    Fault(
+        "list-a-stored-task-with-invalid-utf8-in-its-prompt",
+        list_replacing(
+            finished_task,
+            lambda ctx: raw_in(altered(ctx, finished_task, prompt="@bad"), "@bad", b'"c\xff\xfe"'),
+        ),
+        "ok",
+        invalid=1,
+        reasons=("bytes that are not UTF-8",),
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-task-with-a-raw-control-character",
+        list_replacing(
+            running_task,
+            lambda ctx: raw_in(altered(ctx, running_task, prompt="@nul"), "@nul", b'"a\x00b"'),
+        ),
+        "ok",
+        invalid=1,
+        reasons=("raw control character",),
+        target=running_task,
+    ),
+    Fault(
+        "list-a-stored-task-with-a-5000-digit-number",
+        list_replacing(
+            finished_task,
+            lambda ctx: raw_in(altered(ctx, finished_task, seed="@big"), "@big", b"9" * 5000),
+        ),
+        "ok",
+        invalid=1,
+        reasons=("more digits than can be read",),
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-task-with-properties-nested-100-deep",
+        list_replacing_with(finished_task, properties={"a": json.loads(nested(100))}),
+        "ok",
+        invalid=1,
+        reasons=("nested deeper than 64",),
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-finished-task-in-an-older-state",
+        list_replacing_with(finished_task, status="IN_PROGRESS", progress="40%", imageUrl=None),
+        "ok",
+        stale=1,
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-finished-task-at-a-lower-percentage",
+        list_replacing_with(finished_task, progress="3%"),
+        "ok",
+        stale=1,
+        target=finished_task,
+    ),
+    Fault(
+        "queue-a-stored-running-task-with-an-empty-status",
+        queue_aimed(running_task, status=""),
+        "ok",
+        stale=1,
+        target=running_task,
+    ),
+    Fault(
+        "queue-a-stored-finished-task-back-at-not-start",
+        queue_aimed(finished_task, status="NOT_START", progress=None, imageUrl=None),
+        "ok",
+        stale=1,
+        target=finished_task,
+    ),
+    Fault(
+        "queue-a-stored-finished-task-with-a-null-status",
+        queue_aimed(finished_task, status=None),
+        "ok",
+        stale=1,
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-task-twice-its-broken-twin-first",
+        list_with_twin(finished_task, twin_first=True, status=4),
+        "ok",
+        invalid=1,
+        reasons=("status is a number",),
+        target=finished_task,
+    ),
+    Fault(
+        "list-a-stored-task-twice-its-broken-twin-last",
+        list_with_twin(running_task, twin_first=False, finishTime=-5),
+        "ok",
+        invalid=1,
+        reasons=("finishTime is -5",),
+        target=running_task,
+    ),
+    Fault(
+        "queue-a-stored-task-with-a-broken-record-and-the-list-healthy",
+        queue_aimed(running_task, status="S" * 65),
+        "ok",
+        invalid=1,
+        reasons=("status is longer than 64",),
+        target=running_task,
+    ),
+    Fault(
+        "list-a-stored-task-whose-id-is-a-number",
+        # The same task in the same state: a valid record, and the later of equals wins,
+        # so the row now holds the record as sent (its id a number); the status stays.
+        list_replacing(finished_task, lambda ctx: dumps(with_numeric_id(ctx))),
+        "ok",
+        target=finished_task,
+        target_becomes={"status": "SUCCESS", "raw": with_numeric_id},
+    ),
+    Fault(
+        "list-a-stored-task-whose-id-is-a-float",
+        list_replacing(finished_task, stored_id_as_a_float),
+        "ok",
+        invalid=1,
+        reasons=("id is a number",),
+        target=finished_task,
+        invalid_target=False,  # a float's id cannot be trusted to name the task
     ),
 ]

@@ -18,7 +18,15 @@ from tasks import records
 from tasks.models import InvalidRecord, Source, SyncRun, Task
 from tasks.sync import ingest, sync_source
 
-from .fault_corpus import CORPUS, FRESH, Context, Fault
+from .fault_corpus import (
+    CORPUS,
+    FRESH,
+    Context,
+    Fault,
+    finished_task,
+    list_replacing_with,
+    queue_aimed,
+)
 from .faultserver import FaultServer, Reply
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +72,11 @@ def list_body(sim):
 
 
 def snapshot(source):
-    return {t.task_id: (t.raw, t.raw_hash) for t in Task.objects.filter(source=source)}
+    """Each stored task's raw record, its hash and its typed state."""
+    rows = Task.objects.filter(source=source).values_list(
+        "task_id", "raw", "raw_hash", "status", "progress", "progress_pct"
+    )
+    return {task_id: tuple(rest) for task_id, *rest in rows}
 
 
 def assert_readable(error):
@@ -104,7 +116,7 @@ def test_the_sync_survives(fault: Fault, healthy, fault_server, request):
         request.applymarker(pytest.mark.xfail(strict=True, reason=fault.bug_on_postgresql))
     sim, source = healthy
     before = snapshot(source)
-    ctx = Context(good_body=list_body(sim), stored_ids=sorted(before))
+    ctx = Context(good_body=list_body(sim), stored_ids=sorted(before), source_name=source.name)
     fault_server.upstream = sim.url
     for (method, path), reply in fault.routes(ctx).items():
         fault_server.route(method, path, reply)
@@ -135,10 +147,17 @@ def test_the_sync_survives(fault: Fault, healthy, fault_server, request):
             check_stored(FRESH["id"], {"raw": FRESH})
         for task_id, expected in fault.stored.items():
             check_stored(task_id, expected)
+        if fault.stale is not None:
+            assert run.stale == fault.stale, run.summary()
     if fault.check:
         fault.check(ctx, fault_server, run)
     after = snapshot(source)
-    assert {k: after[k] for k in before} == before, "a stored task changed"
+    changed = set()
+    if fault.target:
+        changed = check_target(fault, ctx, run, before, after)
+    assert {k: after[k] for k in before if k not in changed} == {
+        k: v for k, v in before.items() if k not in changed
+    }, "a stored task changed"
 
     source.base_url = sim.url
     source.save()
@@ -149,10 +168,86 @@ def test_the_sync_survives(fault: Fault, healthy, fault_server, request):
     assert_mirrors(source, sim)
 
 
+def check_target(fault, ctx, run, before, after):
+    """The stored task a case aims at: unchanged (raw, hash, status), or changed as the
+    case says a valid record changes it; its invalid records carry its id. Returns the
+    ids whose change is expected."""
+    target = fault.target(ctx)
+    assert target in before, f"{target} was not stored before the bad pass"
+    raw, digest, status, *_ = before[target]
+    task = Task.objects.get(source__name=ctx.source_name, task_id=target)
+    if run.outcome == SyncRun.Outcome.OK:
+        named = set(InvalidRecord.objects.filter(sync_run=run).values_list("task_id", flat=True))
+        if fault.invalid_target:
+            assert named <= {target}, named
+            assert named == ({target} if fault.invalid else set()), named
+        else:
+            assert target not in named, named
+    if not fault.target_becomes:
+        assert (task.raw, task.raw_hash, task.status) == (raw, digest, status)
+        assert after[target] == before[target]
+        return set()
+    for name, value in fault.target_becomes.items():
+        if name == "raw":
+            assert json.loads(task.raw) == value(ctx)
+            assert task.raw_hash == records.raw_hash(task.raw) != digest
+        else:
+            assert getattr(task, name) == value, name
+    return {target}
+
+
 def test_the_corpus_is_large_and_each_case_is_named_once():
     names = [fault.id for fault in CORPUS]
     assert len(names) >= 40
     assert len(set(names)) == len(names)
+
+
+def test_the_corpus_aims_hostile_records_at_stored_tasks():
+    aimed = [fault.id for fault in CORPUS if fault.target]
+    assert len(aimed) >= 8, aimed
+
+
+# Known bugs in how a hostile record for a stored task moves that task's bookkeeping
+
+
+def aim_at_stored(healthy, fault_server, routes):
+    """One full pass against the healthy proxy with these routes; (run, the target's row)."""
+    sim, source = healthy
+    ctx = Context(
+        good_body=list_body(sim),
+        stored_ids=sorted(snapshot(source)),
+        source_name=source.name,
+    )
+    target = finished_task(ctx)
+    fault_server.upstream = sim.url
+    for (method, path), reply in routes(ctx).items():
+        fault_server.route(method, path, reply)
+    source.base_url = fault_server.url
+    source.save()
+    run = sync_source(source, full=True)
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    return run, Task.objects.get(source=source, task_id=target)
+
+
+def test_a_stored_task_listed_with_an_invalid_record_is_not_marked_gone(healthy, fault_server):
+    run, task = aim_at_stored(
+        healthy, fault_server, list_replacing_with(finished_task, status=["SUCCESS"])
+    )
+
+    assert run.invalid == 1
+    assert (run.gone, task.gone_since) == (0, None)
+
+
+def test_a_stale_queue_record_does_not_put_a_finished_task_in_the_queue(healthy, fault_server):
+    run, task = aim_at_stored(
+        healthy,
+        fault_server,
+        queue_aimed(finished_task, status="NOT_START", progress=None, imageUrl=None),
+    )
+
+    assert run.stale == 1
+    assert task.status == "SUCCESS"
+    assert task.in_queue is False
 
 
 # Beyond the corpus: faults that need more than one answer
