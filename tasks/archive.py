@@ -27,14 +27,16 @@ its files can then be deleted without asking whether another task uses them.
 import hashlib
 import io
 import logging
+import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db.models import Case, Count, F, Q, TextField, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -380,19 +382,39 @@ def make_thumbnail(img):
 
 
 def put_file(name, data):
+    """Store `data` under its content-addressed `name`, unless a whole copy is there already.
+
+    Two workers (or two passes) may store the same image at the same moment. On the file
+    system the bytes go to a temporary file that is then renamed over `name` (atomic), so
+    `name` never shows a half-written file: a writer that finds one knows it is left over
+    from a crash. Deleting "short" files instead deleted the file another worker had just
+    created and was still writing, whose save then failed (FileNotFoundError)."""
     storage = default_storage
-    if storage.exists(name):
-        # Same name, same bytes; unless an earlier write was cut short.
+    if holds_whole(storage, name, len(data)):
+        return
+    if isinstance(storage, FileSystemStorage):
+        part = storage.save(f"{name}.{uuid.uuid4().hex}.part", ContentFile(data))
         try:
-            if storage.size(name) == len(data):
-                return
-        except OSError:
-            pass
-        storage.delete(name)
+            os.replace(storage.path(part), storage.path(name))
+        except BaseException:
+            delete_file(part)
+            raise
+        return
+    # Other backends (object stores): an object appears whole or not at all.
+    if storage.exists(name):
+        storage.delete(name)  # a broken copy
     saved = storage.save(name, ContentFile(data))
     if saved != name:
         # Another worker wrote the same image at the same moment; keep one copy.
         storage.delete(saved)
+
+
+def holds_whole(storage, name, size):
+    """Whether `name` is stored with `size` bytes (same name, same bytes)."""
+    try:
+        return storage.exists(name) and storage.size(name) == size
+    except OSError:  # deleted in between
+        return False
 
 
 # Old files
