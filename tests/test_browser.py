@@ -14,6 +14,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from tasks import rollup
 from tasks.models import Source, Task
@@ -118,7 +119,9 @@ def test_custom_dates_replace_a_chosen_preset(page, live_server, source):
     # Then a custom range four to two days back (the site's time zone, as the form reads it).
     page.click(".custom-range summary")
     preset = page.locator("input[name=range][value='24h']")
-    assert not preset.is_checked()  # choosing Custom let go of the preset
+    # Choosing Custom lets go of the preset (on the details' "toggle" event, which the
+    # browser fires after the click returns: expect() waits for it).
+    expect(preset).not_to_be_checked()
     page.fill("input[name=submitted_after]", local_input(now - timedelta(days=4)))
     page.fill("input[name=submitted_before]", local_input(now - timedelta(days=2)))
     page.click("button:has-text('Filter')")
@@ -126,7 +129,7 @@ def test_custom_dates_replace_a_chosen_preset(page, live_server, source):
 
     assert "range=24h" not in page.url
     assert row_ids(page) == ["1002"]
-    assert not preset.is_checked()
+    expect(preset).not_to_be_checked()
     assert page.locator(".custom-range summary.selected").count() == 1
 
     # A preset again: the typed dates go, the preset is the filter.
