@@ -27,7 +27,9 @@ from .models import (
 )
 from .redaction import redact, secret_values
 
-REFRESH_LIMIT = 200  # tasks per "Refresh from proxy" action
+# Tasks per "Refresh from proxy" action: one GET /fetch each, inside the web request,
+# which must end well within gunicorn's timeout.
+REFRESH_LIMIT = 50
 
 
 def no_image(task):

@@ -42,6 +42,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .images import same_picture
 from .models import FINISHED_STATUSES, ArchiveStatus, ImageState, Source, Task
 from .safe_fetch import Fetcher, FetchError, Policy, short
 
@@ -90,7 +91,13 @@ class Job:
     attempts: int
     old_image: str
     old_thumb: str
+    old_url: str  # the link the old files were copied from (Task.archived_url)
     policy: Policy
+
+    def keeps_old_copy(self):
+        """Whether the old files are this image: a re-signed link of the same picture (not
+        the grid preview of a final image that has yet to be copied)."""
+        return bool(self.old_image or self.old_thumb) and same_picture(self.old_url, self.url)
 
 
 @dataclass
@@ -165,15 +172,22 @@ def due(now):
     )
 
 
+# Tasks with a stored original or thumbnail (image_urls.has_copy, as a filter).
+HOLDS_FILES = ~Q(image_file="") | ~Q(thumb_file="")
+
+
 def mark_lost(now, counts):
     # Served by task_image_pending_idx. Claimed tasks (next try in the future) are left to
-    # the pass copying them. A task with a copy of an earlier link keeps showing it.
+    # the pass copying them. A task with a copy of an earlier link of the same picture
+    # (re-signed) keeps showing it.
     expired = (
         Task.objects.pending_images()
         .filter(image_expires__lte=now)
         .filter(Q(image_next_try__isnull=True) | Q(image_next_try__lte=now))
     )
-    counts.kept += expired.filter(has_copy()).update(
+    copies = expired.filter(HOLDS_FILES).values_list("pk", "image_url", "archived_url")
+    resigned = [pk for pk, url, old_url in copies if same_picture(old_url, url)]
+    counts.kept += expired.filter(pk__in=resigned).update(
         image_state=ImageState.ARCHIVED,
         image_next_try=None,
         image_error=with_last_attempt(f"{KEPT}: the new link {LOST}"),
@@ -183,10 +197,6 @@ def mark_lost(now, counts):
         image_next_try=None,
         image_error=with_last_attempt(LOST),
     )
-
-
-def has_copy():
-    return ~Q(image_file="") | ~Q(thumb_file="")
 
 
 def with_last_attempt(message):
@@ -211,19 +221,20 @@ def claim(now, batch, policies, counts):
             "image_attempts",
             "image_file",
             "thumb_file",
+            "archived_url",
             "source_id",
         )[:batch]
     )
     if not rows:
         return None
-    missing = {row[7] for row in rows} - set(policies)
+    missing = {row[-1] for row in rows} - set(policies)  # source ids without a policy yet
     for source in Source.objects.filter(pk__in=missing):
         policies[source.pk] = Policy.for_source(
             source.base_url, source.allow_private_images, settings.MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS
         )
     until = now + timedelta(minutes=CLAIM_MINUTES)
     jobs = []
-    for pk, url, status, expires, attempts, old_image, old_thumb, source_id in rows:
+    for pk, url, status, expires, attempts, old_image, old_thumb, old_url, source_id in rows:
         # The healthchecks way: a conditional UPDATE, and only the pass that changed
         # the row goes on. The URL is part of the condition: a sync may just have moved it.
         claimed = (
@@ -236,7 +247,9 @@ def claim(now, batch, policies, counts):
             continue
         finished = status in FINISHED_STATUSES
         policy = policies[source_id]
-        jobs.append(Job(pk, url, finished, expires, attempts, old_image, old_thumb, policy))
+        jobs.append(
+            Job(pk, url, finished, expires, attempts, old_image, old_thumb, old_url, policy)
+        )
     return jobs
 
 
@@ -275,9 +288,7 @@ def record_failure(job, error, now, counts):
     attempts = job.attempts + 1
     wanted = still_wanted(job)
     gone = error.gone and job.expires is not None and job.expires <= now
-    if (gone or error.permanent or attempts > len(BACKOFF_MINUTES)) and (
-        job.old_image or job.old_thumb
-    ):
+    if (gone or error.permanent or attempts > len(BACKOFF_MINUTES)) and job.keeps_old_copy():
         # The files of an earlier link are still there (discard() only runs on success).
         what = f"the new link {LOST}" if gone else "the new link failed"
         updated = wanted.update(

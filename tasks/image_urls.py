@@ -3,13 +3,11 @@ live link while it may still work, else nothing. Plain functions of a Task's fie
 queries, so a list page can call them per row (Task.objects.for_list() has every field
 they read)."""
 
-from urllib.parse import urlsplit
-
 from django.urls import reverse
 from django.utils import timezone
 
 from .archive import THUMB_SIZE
-from .images import is_web_url
+from .images import is_web_url, same_picture
 from .models import ImageState
 
 
@@ -23,22 +21,6 @@ def has_copy(task):
     return bool(task.image_file or task.thumb_file)
 
 
-def same_picture(a, b):
-    """Two links to the same file: Discord re-signs a link (new ex, is and hm) but keeps
-    its host and path, which name the attachment."""
-    if not is_web_url(a) or not is_web_url(b):
-        return False
-    try:
-        x, y = urlsplit(a.strip()), urlsplit(b.strip())
-    except ValueError:
-        return False
-    return (x.scheme.lower(), x.netloc.lower(), x.path) == (
-        y.scheme.lower(),
-        y.netloc.lower(),
-        y.path,
-    )
-
-
 def live_link(task, now=None):
     """The proxy's own image URL, if it is a web link not known to be dead."""
     if not is_web_url(task.image_url) or task.image_state == ImageState.LOST:
@@ -49,10 +31,11 @@ def live_link(task, now=None):
 
 
 def copy_first(task):
-    """Whether the stored copy beats the live link: always, except while a new, different
-    image waits to be copied (a final image after its grid preview)."""
-    if task.image_state != ImageState.PENDING:
-        return True
+    """Whether the stored copy beats the live link: when it is a copy of this picture (the
+    link itself, or a re-signed link of it), not of the grid preview before a final image
+    that is still to be copied or could not be."""
+    if not task.archived_url:  # not recorded which link was copied: trust the state
+        return task.image_state != ImageState.PENDING
     return same_picture(task.archived_url, task.image_url)
 
 

@@ -26,3 +26,19 @@ def link_expiry(url):
     except (ValueError, OverflowError, OSError):
         pass
     return None
+
+
+def same_picture(a, b):
+    """Two links to the same file: Discord re-signs a link (new ex, is and hm) but keeps
+    its host and path, which name the attachment."""
+    if not is_web_url(a) or not is_web_url(b):
+        return False
+    try:
+        x, y = urlsplit(a.strip()), urlsplit(b.strip())
+    except ValueError:
+        return False
+    return (x.scheme.lower(), x.netloc.lower(), x.path) == (
+        y.scheme.lower(),
+        y.netloc.lower(),
+        y.path,
+    )

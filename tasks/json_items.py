@@ -10,6 +10,7 @@ and is never held whole in memory.
 import codecs
 import json
 import re
+import sys
 from typing import NamedTuple
 
 CHUNK = 1 << 20  # bytes read at a time
@@ -51,7 +52,7 @@ def problem_of(exc):
     if "is not a JSON value" in text:
         return text  # NaN, Infinity
     if "digits" in text:
-        return "a number has more digits than can be read (over 4300)"
+        return f"a number has more digits than can be read (over {sys.get_int_max_str_digits()})"
     return f"not valid JSON: {text}"
 
 
@@ -67,8 +68,6 @@ def decode_item(text):
     """The Item whose exact text this is (see Item.problem)."""
     try:
         return Item(text, DECODER.decode(text), not_utf8_problem(text))
-    except RecursionError:
-        raise
     except ValueError as exc:
         return Item(text, LENIENT.decode(text), problem_of(exc))
 
@@ -76,8 +75,9 @@ def decode_item(text):
 def iter_items(stream, chunk=CHUNK):
     """Yield an Item for each element of the JSON array in a binary stream.
 
-    Raises NotAnArray when the body is something else, json.JSONDecodeError
-    or ValueError when it is not valid JSON, UnicodeDecodeError when not UTF-8.
+    Raises NotAnArray when the body is something else, json.JSONDecodeError when
+    the array is not valid JSON. An element that is not (a NaN, bytes that are not
+    UTF-8) is yielded with its Item.problem.
     """
     reader = Reader(stream, chunk)
     for _ in reader.elements():
@@ -88,10 +88,10 @@ def iter_items_in_place(stream, chunk=CHUNK):
     """Like iter_items, but yield (item, data, start): the item's text as UTF-8 bytes
     and where those bytes start in the stream, so read_item can read it again later.
 
-    The bytes are the stream's own: the text was decoded from them by a strict
-    UTF-8 decoder, which round-trips. Between items there is only ASCII ("[", ","
-    and JSON whitespace), a byte a character, so an item's byte offset follows from
-    the previous item's end and the characters in between.
+    The bytes are the stream's own: the text was decoded from them as UTF-8 with
+    errors="surrogateescape", which round-trips any byte. Between items there is only
+    ASCII ("[", "," and JSON whitespace), a byte a character, so an item's byte offset
+    follows from the previous item's end and the characters in between.
     """
     reader = Reader(stream, chunk)
     byte_end = char_end = 0
@@ -208,7 +208,7 @@ class Reader:
                     problem = problem_of(exc)
                 except json.JSONDecodeError:
                     if self.eof:
-                        raise exc from None
+                        raise  # the structure is broken (the lenient reading's error says how)
                     # Most likely cut off at the end of the buffer: read more, try again.
                     self.fill(extra)
                     extra *= 2

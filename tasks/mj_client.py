@@ -23,10 +23,9 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from .json_items import (
-    DECODER,
     WHITESPACE,
-    Item,
     NotAnArray,
+    decode_item,
     iter_items,
     iter_items_in_place,
     read_item,
@@ -181,12 +180,13 @@ class ProxyClient:
             if b"task_no_found" in body:
                 return None
             raise ProxyError(f"400 from {redact(url)}: {self.excerpt(body)}", 400)
-        value = self.parse_json(body, url, response)
-        if value is None:
+        item = self.parse_json(body, url, response)
+        if item.value is None:
             return None
-        if not isinstance(value, dict):
-            raise ProxyError(f"{redact(url)} returned {type(value).__name__}, not a task object")
-        return Item(body.decode("utf-8").strip(WHITESPACE), value)
+        if not isinstance(item.value, dict):
+            kind = type(item.value).__name__
+            raise ProxyError(f"{redact(url)} returned {kind}, not a task object")
+        return item  # with its Item.problem when it is an object but not valid JSON
 
     # Plumbing
 
@@ -319,8 +319,6 @@ class ProxyClient:
             raise ProxyError(
                 f"{where} returned {exc}, not a list of tasks: {self.excerpt(stream.read(200))}"
             ) from exc
-        except UnicodeDecodeError as exc:
-            raise ProxyError(f"{where} returned text that is not UTF-8: {exc}") from exc
         except ValueError as exc:  # JSONDecodeError included
             raise ProxyError(f"{where} returned broken JSON: {exc}") from exc
         except RecursionError as exc:
@@ -333,10 +331,9 @@ class ProxyClient:
             return list(iter_items(stream))
 
     def parse_json(self, body, url, response):
+        """One JSON value as an Item, read as a list's items are (json_items.decode_item)."""
         try:
-            return DECODER.decode(body.decode("utf-8").strip(WHITESPACE))
-        except UnicodeDecodeError as exc:
-            raise ProxyError(f"{redact(url)} returned text that is not UTF-8: {exc}") from exc
+            return decode_item(body.decode("utf-8", "surrogateescape").strip(WHITESPACE))
         except ValueError as exc:
             ctype = response.headers.get("Content-Type", "no content type")
             raise ProxyError(

@@ -3,7 +3,7 @@
 The single entry point for the schedule, `manage.py sync_tasks`, the notify-hook
 and the "refresh from proxy" buttons. Rules it keeps:
 - idempotent: a record whose raw text hash matches the stored one is not written;
-- never backwards: a record behind the stored state (records.is_stale) is skipped;
+- never backwards: a record behind the stored state is skipped (records.successor);
 - never deletes: a task the proxy forgot is only marked `gone_since`;
 - a malformed record is counted, logged and kept raw in InvalidRecord;
 - one pass per source at a time, through a lease on the Source row.
@@ -218,17 +218,19 @@ def refresh_tasks(source, task_ids):
 
     def work(counts):
         unknown = []
-        with client_for(source) as client:
-            for task_id in task_ids:
-                item = client.fetch(task_id)
-                if item is None:
-                    unknown.append(task_id)
-                else:
-                    counts.add(ingest(source, [item], run=run)[0])
-        now = timezone.now()
-        counts.gone += Task.objects.filter(source=source, task_id__in=unknown).update(
-            gone_since=Coalesce("gone_since", Value(now)), in_queue=False
-        )
+        try:
+            with client_for(source) as client:
+                for task_id in task_ids:
+                    item = client.fetch(task_id)
+                    if item is None:
+                        unknown.append(task_id)
+                    else:
+                        counts.add(ingest(source, [item], run=run)[0])
+        finally:
+            # What was learned before a failure holds: those tasks are gone upstream.
+            counts.gone += Task.objects.filter(source=source, task_id__in=unknown).update(
+                gone_since=Coalesce("gone_since", Value(timezone.now())), in_queue=False
+            )
 
     return record_run(run, work)
 
@@ -314,9 +316,11 @@ class Pass:
         self.update_queue_flags(queue_ids)
 
     def ingest(self, items, in_queue=None):
+        """Store the items; return the ids the answer held, its invalid records' included
+        (the proxy has those tasks: they are neither gone nor out of its queue)."""
         counts, ids = ingest(self.source, items, run=self.run, in_queue=in_queue)
         self.counted(counts, ids)
-        return ids
+        return {records.task_id_if_any(item.value) for item in items} - {""}
 
     def counted(self, counts, ids):
         self.counts.add(counts)
@@ -336,7 +340,7 @@ class Pass:
         items = self.client.queue()
         if items is None:
             return None  # a proxy without a queue endpoint (trueai): not a failure
-        return set(self.ingest(items, in_queue=True))
+        return self.ingest(items, in_queue=True)
 
     def read_list(self):
         index = ListIndex()
@@ -362,7 +366,7 @@ class Pass:
         stored = Task.objects.filter(source=self.source).unfinished()
         wanted = [t for t in stored.values_list("task_id", flat=True) if t not in self.seen]
         for chunk in chunked(wanted, IDS_PER_REQUEST):
-            returned = set(self.ingest(self.client.list_by_condition(chunk)))
+            returned = self.ingest(self.client.list_by_condition(chunk))
             self.mark_gone_ids([t for t in chunk if t not in returned])
 
     def mark_gone(self, listed):
@@ -382,15 +386,13 @@ class Pass:
         if queue_ids is None:
             # No queue endpoint: the queue is what is unfinished upstream. The ids are read
             # first: an UPDATE takes SQLite's write lock even when it matches no row.
-            joined = list(tasks.filter(in_queue=False).unfinished().values_list("pk", flat=True))
-            left = list(
-                tasks.filter(in_queue=True)
-                .exclude(pk__in=tasks.unfinished())
-                .values_list("pk", flat=True)
-            )
-            for pks, flag in ((joined, True), (left, False)):
+            joining = tasks.filter(in_queue=False).unfinished()
+            leaving = tasks.filter(in_queue=True).exclude(pk__in=tasks.unfinished())
+            for rows, flag in ((joining, True), (leaving, False)):
+                pks = list(rows.values_list("pk", flat=True))
                 for chunk in chunked(pks, BATCH):
-                    Task.objects.filter(pk__in=chunk).update(in_queue=flag)
+                    # The condition again: a hook may have finished a task since the read.
+                    rows.filter(pk__in=chunk).update(in_queue=flag)
         else:
             stale = tasks.filter(in_queue=True).values_list("task_id", flat=True)
             left = [t for t in stale if t not in queue_ids]

@@ -376,16 +376,17 @@ def test_a_re_signed_link_that_dies_before_it_is_copied_keeps_the_earlier_copy(
 def test_a_new_link_that_fails_for_good_keeps_the_earlier_copy(fault_server, answer, reason):
     source = source_at(fault_server.url)
     fault_server.route("GET", "/a.png", png_reply())
-    fault_server.route("GET", "/b.png", answer)
     task = pending(source, f"{fault_server.url}/a.png")
     archive_pass()
     task.refresh_from_db()
     copy = (task.image_file, task.thumb_file)
     assert task.image_state == ImageState.ARCHIVED
+    # The proxy re-signs the link (same picture, new query); the new link fails.
+    fault_server.route("GET", "/a.png", answer)
     soon = timezone.now() + timedelta(seconds=1)  # dead by the time the 404 arrives
     record = {"id": task.task_id, "status": "SUCCESS", "progress": "100%"}
     ingest(
-        source, [dict(record, imageUrl=f"{fault_server.url}/b.png?ex={int(soon.timestamp()):x}&")]
+        source, [dict(record, imageUrl=f"{fault_server.url}/a.png?ex={int(soon.timestamp()):x}&")]
     )
     task.refresh_from_db()
     assert task.image_state == ImageState.PENDING
@@ -399,6 +400,25 @@ def test_a_new_link_that_fails_for_good_keeps_the_earlier_copy(fault_server, ans
     assert task.image_error.startswith("kept the copy of an earlier link: the new link")
     assert reason in task.image_error
     assert thumb_url(task) == image_urls.media_url(copy[1]) and not image_lost(task)
+
+
+def test_a_final_image_that_fails_is_not_hidden_behind_the_copy_of_its_preview(fault_server):
+    # The grid preview was copied while the task ran; the final image is another picture.
+    source = source_at(fault_server.url)
+    fault_server.route("GET", "/grid_0.png", png_reply(png(colour=(9, 9, 9))))
+    fault_server.route("GET", "/final.png", Reply(200, b"", {}, declared_length=10 * 1024**3))
+    task = pending(source, f"{fault_server.url}/grid_0.png")
+    archive_pass()
+    record = {"id": task.task_id, "status": "SUCCESS", "progress": "100%"}
+    ingest(source, [dict(record, imageUrl=f"{fault_server.url}/final.png")])
+
+    counts = archive_pass()
+
+    task.refresh_from_db()
+    assert (counts.kept, counts.failed) == (0, 1)
+    assert task.image_state == ImageState.FAILED
+    # The final image's own link, while it lives, not the preview's copy.
+    assert thumb_url(task) == f"{fault_server.url}/final.png"
 
 
 def test_a_task_marked_lost_before_the_fix_still_shows_its_copy():

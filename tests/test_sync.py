@@ -674,3 +674,28 @@ def test_refresh_tasks_fails_with_the_proxys_reason_and_changes_nothing(
     assert "500 from" in run.error and "boom" in run.error
     assert stored_raw(source) == before
     assert not Task.objects.filter(gone_since__isnull=False).exists()
+
+
+def test_an_unfinished_task_answered_with_an_invalid_record_is_not_marked_gone(
+    start_sim, make_source, fault_server
+):
+    # The proxy still has the task: list-by-condition answers for it, with a NaN inside.
+    sim = start_sim("novicezk")
+    task_id = sim.submit(prompt="still running")
+    source = make_source(sim)
+    assert sync_source(source).outcome == SyncRun.Outcome.OK
+    assert Task.objects.get(source=source, task_id=task_id).in_queue
+    fault_server.upstream = sim.url
+    broken = f'[{{"id":"{task_id}","status":"IN_PROGRESS","progress":NaN}}]'.encode()
+    fault_server.route("POST", "/mj/task/list-by-condition", Reply(body=broken))
+    fault_server.route("GET", "/mj/task/queue", Reply(body=broken))
+    source.base_url = fault_server.url
+    source.save()
+
+    run = sync_source(source)
+
+    assert run.outcome == SyncRun.Outcome.OK, run.error
+    assert (run.invalid, run.gone) == (2, 0)
+    task = Task.objects.get(source=source, task_id=task_id)
+    assert task.gone_since is None
+    assert task.in_queue  # the queue answered for it too
