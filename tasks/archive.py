@@ -12,10 +12,11 @@ Discord links die a day after the task finishes (FACTS.md, "Images"); the sync m
    a new image in the meantime wins;
 5. with MJ_THUMBS_ONLY_AFTER_DAYS set, originals of old tasks are deleted in batches.
 
-A task that already has a copy keeps it whatever happens to a later link: Discord re-signs
-a link (same file, new ex/hm), and the sync marks the task pending again; if that link dies
-or fails before it is copied, the task goes back to `archived` with its earlier copy (and
-the reason in image_error), never to `lost` or `failed`.
+Discord re-signs a link (same file, new ex/hm), and the sync marks the task pending again;
+if that link dies or fails before it is copied, the task goes back to `archived` with its
+earlier copy of the same picture (and the reason in image_error), never to `lost` or
+`failed`. A copy of another picture (the grid preview before a final image) is not kept
+in its place.
 
 File names are content-addressed (`images/ab/cdef….png`, `thumbs/ab/cdef….webp`, from the
 SHA-256 of the original), so an image shared by tasks is stored once and a name never

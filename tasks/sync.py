@@ -92,11 +92,8 @@ class Stored:
     last_seen: object
 
     def queue_flag(self, in_queue):
-        """in_queue as it should be stored (None: this answer does not say): a finished
-        task is never in the queue, whatever a stale queue record says."""
-        if in_queue is None:
-            return None
-        return bool(in_queue) and self.status not in FINISHED_STATUSES
+        """in_queue as it should be stored (None: this answer does not say)."""
+        return None if in_queue is None else queued(in_queue, self.status)
 
     def seen_again(self, in_queue, now):
         """Whether seeing it again changes its bookkeeping (back from gone, queue moves,
@@ -599,7 +596,7 @@ def write(source, received, typed, now, in_queue, via):
             continue
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
         if in_queue is None:
-            row["in_queue"] = task.in_queue and record.status not in FINISHED_STATUSES
+            row["in_queue"] = queued(task.in_queue, record.status)
         row["image_changed"] = record.image_url != task.image_url
         upserts.append(row)
         if (task.status, task.progress, task.image_url) != (
@@ -643,13 +640,19 @@ def new_row(source, record, now, in_queue, first_seen):
         last_changed=now,
         last_seen=now,
         gone_since=None,
-        in_queue=bool(in_queue) and record.status not in FINISHED_STATUSES,
+        in_queue=queued(in_queue, record.status),
         image_state=ImageState.PENDING if is_web_url(record.image_url) else ImageState.NONE,
         image_expires=link_expiry(record.image_url),
     )
     for name in TYPED_FIELDS:
         row[name] = getattr(record, name)
     return row
+
+
+def queued(in_queue, status):
+    """The in_queue flag to store: a finished task is never in the queue, whatever a
+    (stale) queue record says."""
+    return bool(in_queue) and status not in FINISHED_STATUSES
 
 
 def event_row(row, now, via, pk=None):
