@@ -33,7 +33,7 @@ WSGI_APPLICATION = "mjsite.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "mjsite.admin_site.MjsiteAdminConfig",  # django.contrib.admin, filters as offered only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
