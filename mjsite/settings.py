@@ -101,6 +101,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     test_dir = Path(os.getenv("TMPDIR", tempfile.gettempdir()))
     DATABASES["default"]["TEST"] = {"NAME": str(test_dir / f"mjsite-test-{os.getpid()}.sqlite3")}
 
+# On PostgreSQL, no statement of a web request runs longer than this many seconds (0: no
+# limit), a second line behind the admin's offered-only filters against a request that
+# would hold a worker for minutes. mjsite/wsgi.py marks the web processes; the sync,
+# archive and other commands are not limited.
+MJ_WEB_STATEMENT_TIMEOUT = envint("MJ_WEB_STATEMENT_TIMEOUT", "30")
+if (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    and os.getenv("MJ_WEB_PROCESS")
+    and MJ_WEB_STATEMENT_TIMEOUT > 0
+):
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c statement_timeout={MJ_WEB_STATEMENT_TIMEOUT * 1000}"
+    )
+
 # Production security: all off by default, so `make run` works over plain HTTP;
 # deploy/mjsite.env.example turns them on (see README's "Deploy").
 SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT")
