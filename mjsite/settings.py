@@ -1,12 +1,15 @@
 """mjsite settings: one file, every knob an environment variable with a safe default."""
 
+import ipaddress
 import json
 import logging
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,6 +44,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
+    "axes",  # login throttling: see "Login throttling" below
     "tasks",
 ]
 
@@ -55,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a lock into the lockout page
 ]
 
 TEMPLATES = [
@@ -171,6 +176,54 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# Login throttling (django-axes), on the site's login and the admin's: a username is
+# locked after MJ_LOGIN_FAILURE_LIMIT wrong passwords, for MJ_LOGIN_COOLOFF_MINUTES after
+# the last (0: until an admin runs `manage.py axes_reset_username <name>`), and shown
+# templates/registration/locked_out.html with a 429. README's "Login lockout" says why by
+# username alone. The API's tokens are no passwords: they never count, nor are refused.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked username
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("MJ_LOGIN_FAILURE_LIMIT", "10")
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("MJ_LOGIN_FAILURE_LIMIT must be 1 or more")
+AXES_COOLOFF_TIME = timedelta(minutes=envint("MJ_LOGIN_COOLOFF_MINUTES", "15")) or None
+if AXES_COOLOFF_TIME is not None and AXES_COOLOFF_TIME < timedelta(0):
+    raise ImproperlyConfigured("MJ_LOGIN_COOLOFF_MINUTES must be 0 or more")
+# Failures are summed over every address and browser, so rotating them gains nothing; the
+# price is that anyone can lock a username they know. So a lock is not lengthened by the
+# tries made during it, a success starts the count again, and other usernames are free.
+AXES_LOCKOUT_PARAMETERS = ["username"]
+SILENCED_SYSTEM_CHECKS.append("axes.W006")  # "no ip_address in AXES_LOCKOUT_PARAMETERS"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Small tables: an attempt row per username, address and browser, deleted once its cool-off
+# is over; no row per successful login (Django keeps last_login) and no failure log. What a
+# row keeps of the POST masks the password, the username and the CSRF token.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_SENSITIVE_PARAMETERS = ["password", "username", "ip_address", "csrfmiddlewaretoken"]
+
+
+def client_ip_behind_proxy(request):
+    """The address nginx saw: the last of X-Forwarded-For (nginx appends it to what the
+    client sent), else the connection's own."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
+    for address in (forwarded, request.META.get("REMOTE_ADDR", "")):
+        try:
+            return str(ipaddress.ip_address(address))
+        except ValueError:
+            continue
+    return None
+
+
+if envbool("DJANGO_BEHIND_PROXY"):
+    # Only where nginx overwrites the header's end, as for X-Forwarded-Proto above.
+    AXES_CLIENT_IP_CALLABLE = client_ip_behind_proxy
+
 # Internationalisation
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
@@ -265,16 +318,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact_hooks": {"()": "mjsite.logging_filters.RedactHookTokens"}},
+    "filters": {"mask_secrets": {"()": "mjsite.logging_filters.MaskSecrets"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_hooks"],
+            "filters": ["mask_secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes says INFO on every login and on every start of manage.py: lockouts are WARNING.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 if os.getenv("LOG_FORMAT", "plain").strip().lower() == "json":
     # One JSON object per line on stdout, for journald or a log shipper.
