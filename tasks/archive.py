@@ -45,7 +45,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .images import same_picture
 from .models import FINISHED_STATUSES, ArchiveStatus, ImageState, Source, Task
-from .safe_fetch import Fetcher, FetchError, Policy, short
+from .safe_fetch import (
+    Fetcher,
+    FetchError,
+    Policy,
+    host_and_port,
+    media_type,
+    recorded_for,
+    resolve_origin,
+    short,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +239,7 @@ def claim(now, batch, policies, counts):
         return None
     missing = {row[-1] for row in rows} - set(policies)  # source ids without a policy yet
     for source in Source.objects.filter(pk__in=missing):
-        policies[source.pk] = Policy.for_source(
-            source.base_url, source.allow_private_images, settings.MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS
-        )
+        policies[source.pk] = policy_for(source)
     until = now + timedelta(minutes=CLAIM_MINUTES)
     jobs = []
     for pk, url, status, expires, attempts, old_image, old_thumb, old_url, source_id in rows:
@@ -252,6 +259,24 @@ def claim(now, batch, policies, counts):
             Job(pk, url, finished, expires, attempts, old_image, old_thumb, old_url, policy)
         )
     return jobs
+
+
+def policy_for(source):
+    """Where a source's images may come from (tasks/safe_fetch.py). Its own host is
+    trusted on its own port, at the addresses the sync noted after its last pass that
+    worked; a source that has none yet for its URL (saved, and not synced since) gets
+    them noted now, once: a later DNS answer is not trusted until a sync finds it."""
+    resolved = source.resolved_addresses
+    if not recorded_for(resolved, *host_and_port(source.base_url)):
+        resolved = resolve_origin(source.base_url)
+        if resolved is not None:
+            Source.objects.filter(pk=source.pk).update(resolved_addresses=resolved)
+    return Policy.for_source(
+        source.base_url,
+        source.allow_private_images,
+        settings.MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS,
+        resolved,
+    )
 
 
 def still_wanted(job):
@@ -370,9 +395,10 @@ def inspect_image(data, claimed_type=""):
     except Image.DecompressionBombError as exc:
         raise FetchError(f"refused: {exc}", permanent=True) from exc
     except UnidentifiedImageError as exc:
-        what = claimed_type.split(";")[0].strip() or "no content type"
-        start = data[:15].decode("ascii", "replace").replace("\n", " ")
-        raise FetchError(f"not an image ({what}, starts with {start!r})") from exc
+        # Not a byte of the answer: image_error is shown to viewers, and an answer that is
+        # no image may come from a service that was never meant to be read.
+        what = media_type(claimed_type)
+        raise FetchError(f"not an image ({what}, {len(data):,} bytes)") from exc
     except (OSError, SyntaxError, ValueError, TypeError, EOFError) as exc:
         raise FetchError(f"broken image: {short(exc)}") from exc
     return fmt, width, height, thumb

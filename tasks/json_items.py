@@ -13,8 +13,19 @@ import re
 import sys
 from typing import NamedTuple
 
+from .records import MAX_DEPTH, nested_too_deep
+
 CHUNK = 1 << 20  # bytes read at a time
 WHITESPACE = " \t\n\r"
+# An item's own level and its fields' MAX_DEPTH levels. A deeper item is not decoded
+# whole: the json module's scanner recurses once a level, so how deep it can read
+# depends on how deep the stack already is (a sync worker's, a web request's); a few
+# hundred levels break a page and a thousand the whole list. The item is read with
+# what lies deeper cut out (read_too_deep), and kept as an invalid record.
+ITEM_DEPTH = MAX_DEPTH + 1
+# A JSON string (its escapes included), a bracket, or a quote that opens a string
+# that does not end: what a walk over the nesting of a JSON text needs to see.
+NESTING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
 
 
 class Item(NamedTuple):
@@ -66,10 +77,73 @@ def not_utf8_problem(text):
 
 def decode_item(text):
     """The Item whose exact text this is (see Item.problem)."""
+    deep = too_deep(text)
+    if deep is not None:
+        return read_too_deep(text, *deep)
     try:
         return Item(text, DECODER.decode(text), not_utf8_problem(text))
     except ValueError as exc:
         return Item(text, LENIENT.decode(text), problem_of(exc))
+
+
+def too_deep(text):
+    """None when no container in this JSON text lies more than ITEM_DEPTH levels deep;
+    else (why, in words; the text with each container below that level cut out and
+    null in its place). Costs two counts of characters for all but bracket-heavy texts."""
+    if text.count("[") + text.count("{") <= ITEM_DEPTH:
+        return None
+    is_object = text.lstrip(WHITESPACE)[:1] == "{"
+    level = 0
+    # The last string of the top level; the key of the top-level field being walked; the
+    # first field found too deep.
+    key = under = field = None
+    pieces, kept_from, cut_at = [], 0, None
+    for match in NESTING_TOKEN.finditer(text):
+        found = match.group()
+        if found[0] == '"':
+            if level == 1:
+                key = found  # in an object, the key of the container that may follow
+        elif found in "[{":
+            level += 1
+            if level == 2:
+                under = key
+            elif level == ITEM_DEPTH + 1:
+                cut_at = match.start()
+                field = under if field is None else field
+        else:
+            if level == ITEM_DEPTH + 1 and cut_at is not None:
+                pieces += [text[kept_from:cut_at], "null"]
+                kept_from, cut_at = match.end(), None
+            level -= 1
+    if cut_at is not None:  # never closed: the text is broken, and reading it says how
+        pieces += [text[kept_from:cut_at], "null"]
+        kept_from = len(text)
+    if not pieces:
+        return None
+    pieces.append(text[kept_from:])
+    if is_object and field is not None:
+        why = nested_too_deep(key_of(field))
+    else:
+        why = f"not a JSON object but an array nested deeper than {ITEM_DEPTH} levels"
+    return why, "".join(pieces)
+
+
+def key_of(token):
+    """The key a JSON string token holds."""
+    try:
+        return json.loads(token)
+    except ValueError:
+        return token  # a broken escape: decoding the text will refuse it anyway
+
+
+def read_too_deep(text, why, shallow):
+    """The Item of a text too deep to decode whole (too_deep): its value is what lies
+    above the cut (the record's id included), its problem says why."""
+    try:
+        value = DECODER.decode(shallow)
+    except ValueError:
+        value = LENIENT.decode(shallow)  # ValueError: not JSON even above the cut
+    return Item(text, value, why)
 
 
 def iter_items(stream, chunk=CHUNK):
@@ -201,23 +275,52 @@ class Reader:
         while True:
             problem = ""
             try:
-                value, end = DECODER.raw_decode(self.buf, self.pos)
-            except ValueError as exc:
                 try:
+                    value, end = DECODER.raw_decode(self.buf, self.pos)
+                except ValueError as exc:
                     value, end = LENIENT.raw_decode(self.buf, self.pos)
                     problem = problem_of(exc)
-                except json.JSONDecodeError:
-                    if self.eof:
-                        raise  # the structure is broken (the lenient reading's error says how)
-                    # Most likely cut off at the end of the buffer: read more, try again.
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise  # the structure is broken (the lenient reading's error says how)
+                # Most likely cut off at the end of the buffer: read more, try again.
+                self.fill(extra)
+                extra *= 2
+                continue
+            except RecursionError:
+                # Nested deeper than the stack allows: found by its brackets instead.
+                end = self.end_of_nesting()
+                if end is None:
                     self.fill(extra)
                     extra *= 2
                     continue
+                value = None
             if not self.eof and self.may_go_on(value, end):
                 self.fill(1)
                 continue
             text = self.buf[self.pos : end]
+            self.pos = end
+            deep = too_deep(text)
+            if deep is not None:
+                return read_too_deep(text, *deep)
             if self.not_utf8 and not problem:
                 problem = not_utf8_problem(text)
-            self.pos = end
             return Item(text, value, problem)
+
+    def end_of_nesting(self):
+        """Where the container at pos ends, by its brackets; None when the buffer ends
+        first (read more). At the end of the stream, the structure is broken."""
+        level = 0
+        for match in NESTING_TOKEN.finditer(self.buf, self.pos):
+            found = match.group()
+            if found == '"':
+                break  # a string that does not end in the buffer
+            if found in "[{":
+                level += 1
+            elif found in "]}":
+                level -= 1
+                if level == 0:
+                    return match.end()
+        if self.eof:
+            raise json.JSONDecodeError("a container that does not end", self.buf, self.pos)
+        return None

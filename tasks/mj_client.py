@@ -7,6 +7,13 @@ Every call has a connect and a read timeout; connection errors and 502/503/504
 are retried a few times with backoff; everything that goes wrong surfaces as one
 exception type, `ProxyError`, whose message says what to do about it. The
 secret travels in a header and is never part of a message or a log line.
+
+A message never quotes the proxy's answer: it is shown on the overview, to everyone
+who may log in. What the proxy said, an excerpt of its body, is the error's `detail`,
+kept for staff (the admin's sync run page) and the operator's shell, masked. Redirects
+are followed only on the source's own scheme, host and port (CONTRACT.md, "Upstream
+calls"): one anywhere else is refused before anything is sent there, so a proxy cannot
+point the sync at a service inside our network and have us show its answer.
 """
 
 import contextlib
@@ -15,7 +22,7 @@ import io
 import logging
 import re
 import tempfile
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,17 +37,28 @@ from .json_items import (
     iter_items_in_place,
     read_item,
 )
+from .safe_fetch import media_type
 
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a list body larger than this goes to a temp file
+MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ProxyError(Exception):
-    def __init__(self, message, status=None):
+    """Why a call failed. str(): words for anyone, never a byte of the proxy's answer;
+    `detail`: what the proxy answered (an excerpt), for staff and the operator only."""
+
+    def __init__(self, message, status=None, detail=""):
         super().__init__(message)
         self.status = status
+        self.detail = detail
+
+
+class RedirectRefused(ProxyError):
+    """The proxy redirected off its own scheme, host and port."""
 
 
 class NoSuchEndpoint(ProxyError):
@@ -63,22 +81,65 @@ def is_read_timeout(exc):
     return False
 
 
-class ProxySession(requests.Session):
-    """A session that never sends the proxy's secret to another host on a redirect.
+def origin(url):
+    """(scheme, host, port) of a URL, the port filled in from the scheme; None if the URL
+    has no host or a port that is not a number."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port
 
-    requests strips only Authorization when a redirect leaves the host; the
-    secret may travel in any header (mj-api-secret by default).
+
+def shown_origin(found):
+    if found is None:
+        return "an address that is not a valid URL"
+    scheme, host, port = found
+    host = CONTROL.sub("", host)[:100]
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+class ProxySession(requests.Session):
+    """A session that follows a redirect only on the source's own scheme, host and port.
+
+    Anywhere else (another port of the proxy's host, an internal service, a cloud's
+    metadata address, https instead of http) is refused before anything is sent there,
+    the secret above all. Checked twice: on the Location the proxy sent, and on the URL
+    requests built from it, just before it would send the request.
     """
 
-    def __init__(self, secret_headers):
+    def __init__(self, base_url):
         super().__init__()
-        self.secret_headers = list(secret_headers)
+        self.origin = origin(base_url)
+        self.max_redirects = MAX_REDIRECTS
+
+    def get_redirect_target(self, resp):
+        location = super().get_redirect_target(resp)
+        if location:
+            # Relative and scheme-relative (//host/path) locations, as requests reads them.
+            self.check_redirect(resp, urljoin(resp.url, location))
+        return location
 
     def rebuild_auth(self, prepared_request, response):
+        self.check_redirect(response, prepared_request.url)
         super().rebuild_auth(prepared_request, response)
-        if self.should_strip_auth(response.request.url, prepared_request.url):
-            for name in self.secret_headers:
-                prepared_request.headers.pop(name, None)
+
+    def check_redirect(self, response, target):
+        found = origin(target)
+        if found is not None and found == self.origin:
+            return
+        response.close()
+        raise RedirectRefused(
+            f"{redact(response.url)} redirected to {shown_origin(found)}, off the source's "
+            f"own address ({shown_origin(self.origin)}): the redirect was refused. A proxy "
+            "is followed only on its own scheme, host and port; if it has moved, change "
+            "the source's URL",
+            response.status_code,
+        )
 
 
 def redact(url):
@@ -104,7 +165,7 @@ class ProxyClient:
         self.timeout = (connect_timeout, read_timeout)
         self.max_body = max_body_mb * 1024 * 1024
         self.max_body_mb = max_body_mb
-        self.session = ProxySession(secret_headers=headers or {})
+        self.session = ProxySession(self.base_url)
         self.session.headers.update({"Accept": "application/json", **(headers or {})})
         retry = Retry(
             total=retries,
@@ -148,7 +209,7 @@ class ProxyClient:
         with self.request("GET", url) as response:
             spool = self.download(response, url, keep_alive)
         with spool:
-            with self.array_errors(spool, url):
+            with self.array_errors(spool, url, response.status_code):
                 for item, data, start in iter_items_in_place(spool):
                     note(item, data, start)
                     keep_alive()
@@ -179,7 +240,9 @@ class ProxyClient:
         if response.status_code == 400:
             if b"task_no_found" in body:
                 return None
-            raise ProxyError(f"400 from {redact(url)}: {self.excerpt(body)}", 400)
+            raise ProxyError(
+                f"400 from {redact(url)} ({size_of(body)})", 400, detail=self.excerpt(body)
+            )
         item = self.parse_json(body, url, response)
         if item.value is None:
             return None
@@ -238,8 +301,13 @@ class ProxyClient:
                 hint = f" (it asks to wait {wait} s)" if wait.isdigit() else f" (until {wait})"
             raise ProxyError(f"429 from {where}: the proxy is rate limiting us{hint}", 429)
         if status >= 400:
-            body = self.read_body(response, url, limit=2000, partial=True)
-            raise ProxyError(f"{status} from {where}: {self.excerpt(body)}", status)
+            limit = 2000
+            body = self.read_body(response, url, limit=limit, partial=True)
+            raise ProxyError(
+                f"{status} from {where} ({size_of(body, limit)})",
+                status,
+                detail=self.excerpt(body),
+            )
         if "html" in response.headers.get("Content-Type", "").lower():
             response.close()
             path = urlsplit(url).path
@@ -270,7 +338,11 @@ class ProxyClient:
         except requests.exceptions.RequestException as exc:
             if is_read_timeout(exc):
                 raise self.read_timeout(redact(url)) from exc
-            raise ProxyError(f"{redact(url)} broke off while sending its answer: {exc}") from exc
+            raise ProxyError(
+                f"{redact(url)} broke off while sending its answer ({exc.__class__.__name__})",
+                # The text may quote what was read (a chunk size): staff only.
+                detail=CONTROL.sub(" ", str(exc))[:500],
+            ) from exc
         finally:
             response.close()
         return b"".join(chunks)
@@ -309,25 +381,35 @@ class ProxyClient:
         )
 
     @contextlib.contextmanager
-    def array_errors(self, stream, url):
-        """Turn what reading a JSON array from stream raises into a ProxyError saying why."""
+    def array_errors(self, stream, url, status):
+        """Turn what reading a JSON array from stream raises into a ProxyError saying why:
+        the reason and the size in the message, the start of the body in its detail."""
         where = redact(url)
         try:
             yield
         except NotAnArray as exc:
-            stream.seek(0)
+            size, start = self.start_of(stream)
             raise ProxyError(
-                f"{where} returned {exc}, not a list of tasks: {self.excerpt(stream.read(200))}"
+                f"{where} returned {exc}, not a list of tasks (HTTP {status}, {size:,} bytes)",
+                detail=start,
             ) from exc
-        except ValueError as exc:  # JSONDecodeError included
-            raise ProxyError(f"{where} returned broken JSON: {exc}") from exc
+        except ValueError as exc:  # JSONDecodeError included; its text quotes no body
+            raise ProxyError(
+                f"{where} returned broken JSON: {exc}", detail=self.start_of(stream)[1]
+            ) from exc
         except RecursionError as exc:
             raise ProxyError(f"{where} returned JSON nested too deeply to read") from exc
+
+    def start_of(self, stream):
+        """(size, an excerpt of the first bytes) of a spooled body; "" for an empty one."""
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        return size, self.excerpt(stream.read(200)) if size else ""
 
     def get_json_array(self, method, url, **kwargs):
         response = self.request(method, url, **kwargs)
         stream = io.BytesIO(self.read_body(response, url))
-        with self.array_errors(stream, url):
+        with self.array_errors(stream, url, response.status_code):
             return list(iter_items(stream))
 
     def parse_json(self, body, url, response):
@@ -335,13 +417,24 @@ class ProxyClient:
         try:
             return decode_item(body.decode("utf-8", "surrogateescape").strip(WHITESPACE))
         except ValueError as exc:
-            ctype = response.headers.get("Content-Type", "no content type")
+            ctype = media_type(response.headers.get("Content-Type"))
             raise ProxyError(
-                f"{redact(url)} returned something that is not JSON ({ctype}): {self.excerpt(body)}"
+                f"{redact(url)} returned something that is not JSON ({ctype}, {size_of(body)})",
+                detail=self.excerpt(body),
             ) from exc
 
     @staticmethod
     def excerpt(body, size=200):
+        """The start of a body as text, for staff (ProxyError.detail), never a message."""
         # Control characters (a NUL above all) have no place in a message or a database.
         text = CONTROL.sub(" ", body[:size].decode("utf-8", "replace")).strip() or "(empty body)"
         return text + ("…" if len(body) > size else "")
+
+
+def size_of(body, limit=None):
+    """How much the proxy answered, in words that quote none of it."""
+    if not body:
+        return "an empty body"
+    if limit is not None and len(body) > limit:
+        return f"more than {limit:,} bytes"
+    return f"{len(body):,} bytes"

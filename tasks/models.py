@@ -44,6 +44,10 @@ class Source(models.Model):
     allow_private_images = models.BooleanField(
         default=False, help_text="Fetch images from private or loopback addresses too."
     )
+    # What base_url's host resolved to after the last pass that worked ({"host", "port",
+    # "addresses"}): the image archive trusts the source's own host and port at these
+    # addresses only (tasks/safe_fetch.py), not at whatever its name answers later.
+    resolved_addresses = models.JSONField(default=dict, blank=True, editable=False)
     hook_token = models.CharField(max_length=64, unique=True, default=new_hook_token)
     last_hook_at = models.DateTimeField(null=True, blank=True)
     hooks_received = models.PositiveIntegerField(default=0)
@@ -59,22 +63,10 @@ class Source(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def masked_secret(self):
-        return mask_secret(self.secret)
-
     def auth_headers(self):
         if not self.secret:
             return {}
         return {self.auth_header or "mj-api-secret": self.secret}
-
-
-def mask_secret(secret):
-    if not secret:
-        return ""
-    if len(secret) <= 8:
-        return "•" * 8
-    return f"{secret[:3]}…{secret[-2:]}"
 
 
 class ImageState(models.TextChoices):
@@ -190,6 +182,13 @@ class Task(models.Model):
     def __str__(self):
         return self.task_id
 
+    def save(self, *args, **kwargs):
+        if getattr(self, "masked_for_display", False):
+            # Its text was masked for a page (tasks/redaction.py): saving it would
+            # overwrite what the proxy sent.
+            raise ValueError("a task masked for display is never saved")
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self):
         return reverse("tasks:detail", args=[self.task_id]) + f"?source={self.source.name}"
 
@@ -258,7 +257,11 @@ class SyncRun(models.Model):
     stale = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
     gone = models.PositiveIntegerField(default=0)
+    # Why it failed, in words that quote nothing the proxy sent: the overview and the
+    # refresh button show it to everyone. What the proxy answered (an excerpt) is in
+    # error_detail, for staff (the admin, masked) and the shell (sync_tasks).
     error = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True)
     # Which process ran it ("host:pid"): with several worker hosts, where to look.
     worker = models.CharField(max_length=100, blank=True)
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from .images import link_expiry
+
 STATE_RANK = {
     "NOT_START": 0,
     "SUBMITTED": 1,
@@ -20,6 +22,7 @@ STATE_RANK = {
     "FAILURE": 4,
     "CANCEL": 4,
 }
+FINISHED_RANK = 4  # SUCCESS, FAILURE and CANCEL
 # A status never seen before ranks with IN_PROGRESS: a finished record still
 # wins over it, and it does not block the running states around it.
 UNKNOWN_STATUS_RANK = 3
@@ -27,7 +30,10 @@ UNKNOWN_STATUS_RANK = 3
 NO_STATUS_RANK = -1
 
 MAX_SHORT_TEXT = 64  # status, action and progress columns
-MAX_DEPTH = 64  # properties nested deeper than this are refused
+# A field nested deeper than this is refused: real records nest a few levels, and
+# decoding, walking or showing a value a few hundred levels deep breaks on Python's
+# recursion limit (json_items reads deeper items without decoding them whole).
+MAX_DEPTH = 64
 SURROGATE = re.compile("[\ud800-\udfff]")
 ID_PATTERN = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
 PERCENT_PATTERN = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*$")
@@ -174,6 +180,7 @@ def normalise(item, received=None):
     """Return a TaskRecord for one raw item, or raise InvalidRecord saying why."""
     received = received or identify(item)
     try:
+        check_depth(item, received.raw)
         fields = {column: parse_text(item, key) for key, column in TEXT_FIELDS.items()}
         for column in ("action", "status"):
             if len(fields[column]) > MAX_SHORT_TEXT:
@@ -242,8 +249,9 @@ def parse_time(item, key):
         raise InvalidRecord(f"{key} is {json_type(value)}, not epoch milliseconds")
     if value != value or value < 0:  # NaN or negative
         raise InvalidRecord(f"{key} is {value}, not a moment in time")
-    seconds = value if value < SECONDS_CUTOFF else value / 1000
     try:
+        # An integer of hundreds of digits overflows the division already.
+        seconds = value if value < SECONDS_CUTOFF else value / 1000
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise InvalidRecord(f"{key} is {value}, out of range") from exc
@@ -269,14 +277,27 @@ def parse_progress(value):
     return text, None  # "Stopped", "abc", "": kept as text, no number
 
 
+def check_depth(item, raw):
+    """InvalidRecord when a field of the record is nested deeper than MAX_DEPTH levels."""
+    # Walking the values is costly; the record's text tells cheaply when it is needed.
+    if raw.count("{") + raw.count("[") <= MAX_DEPTH + 1:
+        return
+    for key, value in item.items():
+        if depth(value) > MAX_DEPTH:
+            raise InvalidRecord(nested_too_deep(key))
+
+
+def nested_too_deep(key):
+    """The reason a record whose field `key` is nested too deep is refused."""
+    shown = key if key.isprintable() and len(key) <= 64 else repr(key[:64])  # no NUL
+    return f"{shown}: nested deeper than {MAX_DEPTH} levels"
+
+
 def parse_properties(value, raw):
     if value is None or value == "":
         return {}
     if not isinstance(value, dict):
         raise InvalidRecord(f"properties is {json_type(value)}, not an object")
-    # Walking the value is costly; the record's text tells cheaply when it is needed.
-    if raw.count("{") + raw.count("[") > MAX_DEPTH and depth(value) > MAX_DEPTH:
-        raise InvalidRecord(f"properties are nested deeper than {MAX_DEPTH} levels")
     if "\\u0000" in raw or "\\ud" in raw:
         return clean_json(value)  # NUL or an escaped surrogate somewhere
     return value
@@ -334,29 +355,68 @@ def is_stale(incoming_rank, stored_rank):
     return in_pct < st_pct
 
 
-def successor(record, stored_rank):
+def successor(record, stored_rank, stored=None):
     """What to store when `record` arrives after a record of `stored_rank`: the record,
     or None when it is stale.
 
     A record without a percentage ("Stopped", null, a status of its own) in the same
     state keeps the stored percentage, so a lower one cannot follow it: is_stale alone
     is not transitive through such records.
+
+    `stored` is the stored record itself (anything with status, finished and image_url:
+    a TaskRecord, the sync's stored row). With it, two finished records are ordered by
+    finished_order first: the later finishTime wins, and a finished task changes to
+    another finished status only with a later finish time; among records of one status
+    and finish time, an image link signed with a later `ex` (Discord re-signs a link
+    when it is asked for again) wins. Only what that leaves open goes by state and
+    progress, then arrival.
     """
+    (in_state, in_pct), (st_state, st_pct) = record.rank, stored_rank
+    both_finished = stored is not None and in_state == st_state == FINISHED_RANK
+    if both_finished:
+        order = finished_order(record, stored)
+        if order:
+            return record if order > 0 else None  # a later finish: its own progress
     if is_stale(record.rank, stored_rank):
         return None
-    (in_state, in_pct), (st_state, st_pct) = record.rank, stored_rank
     if in_pct == -1 and st_pct != -1 and in_state == st_state:
         return replace(record, progress_pct=st_pct)
     return record
 
 
+def finished_order(record, stored):
+    """+1 when finished `record` is newer than finished `stored`, -1 when older, 0 when
+    neither finish time nor link tells (the state-and-progress order decides, then arrival).
+
+    A finish time beats none. The same finish time under another status is older: a
+    finished task only changes status with a later finish time. Two records without
+    finish times (a proxy that sends none) keep the state-and-progress order, whatever
+    their statuses. A link without `ex` (not Discord's, or none) does not order.
+    Cheap: links are parsed only for two records of one status and one finish time
+    whose links differ.
+    """
+    if record.finished != stored.finished:
+        if record.finished is None or stored.finished is None:
+            return -1 if record.finished is None else 1
+        return 1 if record.finished > stored.finished else -1
+    if record.status != stored.status:
+        return 0 if record.finished is None else -1
+    if record.image_url == stored.image_url or "ex=" not in record.image_url:
+        return 0
+    new, old = link_expiry(record.image_url), link_expiry(stored.image_url or "")
+    if new is None or old is None or new == old:
+        return 0
+    return 1 if new > old else -1
+
+
 def newest(records):
-    """Collapse records sharing an id to the one furthest along (the last among equals)."""
+    """Collapse records sharing an id to the newest by successor's order (the last among
+    equals)."""
     best = {}
     for record in records:
         current = best.get(record.task_id)
         if current is None:
             best[record.task_id] = record
-        elif (kept := successor(record, current.rank)) is not None:
+        elif (kept := successor(record, current.rank, current)) is not None:
             best[record.task_id] = kept
     return best

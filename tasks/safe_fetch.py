@@ -2,16 +2,20 @@
 
 The rules (CONTRACT.md, "Upstream calls"): http and https only; every address a host
 resolves to is checked before connecting, on every redirect hop, and the connection goes to
-the address that was checked (so a DNS answer cannot change in between); private, loopback
-and link-local addresses only for a source's own host or when configured; a size limit, a
-timeout on every socket operation and a deadline on the whole download. What the bytes are
-is decided later, by Pillow (tasks/archive.py), never by the server's Content-Type.
+the address that was checked (so a DNS answer cannot change in between); private and
+loopback addresses only for a source's own host and port, at the addresses that host had
+when the source was last synced (`resolve_origin`, kept in Source.resolved_addresses), or
+when configured; a size limit, a timeout on every socket operation and a deadline on the
+whole download. What the bytes are is decided later, by Pillow (tasks/archive.py), never by
+the server's Content-Type. No error quotes what a server sent (its bytes, a status line
+that is not HTTP): image_error is shown to viewers.
 
 One Fetcher per archive pass: it keeps one requests Session per address policy, so a
 connection opened under one source's policy is never reused under another's.
 """
 
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -58,15 +62,22 @@ class Refused(FetchError):
 class Policy:
     """Which hosts and addresses one source's images may come from."""
 
-    trusted_hosts: frozenset = frozenset()  # the source's own host: any address
+    own_host: str = ""  # the source's host name and port: trusted at own_addresses only
+    own_port: int | None = None
+    own_addresses: frozenset = frozenset()  # ip_address objects
     allow_private: bool = False  # private, loopback, shared and unique-local ranges
     allowed_networks: tuple = ()  # extra networks, e.g. from the setting
     allowed_names: frozenset = frozenset()  # extra host names, e.g. from the setting
 
     @classmethod
-    def for_source(cls, base_url, allow_private=False, setting=""):
-        """The policy for one source; `setting` is MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS."""
-        trusted = {normal_host(urlsplit(base_url or "").hostname)} - {""}
+    def for_source(cls, base_url, allow_private=False, setting="", resolved=None):
+        """The policy for one source; `setting` is MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS and
+        `resolved` its Source.resolved_addresses (what resolve_origin found), which count
+        only while they are of the host and port the source's URL names now."""
+        own_host, own_port = host_and_port(base_url)
+        own = []
+        if own_host and recorded_for(resolved, own_host, own_port):
+            own = [canonical(ipaddress.ip_address(a)) for a in resolved["addresses"]]
         networks, names = [], set()
         setting = (setting or "").strip()
         if setting.lower() in ("1", "true", "yes", "on", "all"):
@@ -77,16 +88,25 @@ class Policy:
                     networks.append(ipaddress.ip_network(item, strict=False))
                 except ValueError:
                     names.add(normal_host(item))
-        return cls(frozenset(trusted), bool(allow_private), tuple(networks), frozenset(names))
+        return cls(
+            own_host,
+            own_port,
+            frozenset(own),
+            bool(allow_private),
+            tuple(networks),
+            frozenset(names),
+        )
 
-    def host_is_trusted(self, host):
-        host = normal_host(host)
-        return host in self.trusted_hosts or host in self.allowed_names
+    def is_own(self, host, port):
+        """Whether host:port is the source's own (the port, the scheme's default when the
+        URL names none: another port of the same host is another service)."""
+        return bool(self.own_host) and (normal_host(host), port) == (self.own_host, self.own_port)
 
-    def check_address(self, host, ip):
-        """Raise Refused unless this policy lets us connect to `ip` (an ip_address)."""
-        if ip.version == 6 and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
+    def check_address(self, host, ip, own=False):
+        """Raise Refused unless this policy lets us connect to `ip` (an ip_address).
+        `own`: host is the source's own host and port, but `ip` is not one of the
+        addresses it had at the last sync (a FetchError, tried again later)."""
+        ip = canonical(ip)
         if any(ip in net for net in self.allowed_networks):
             return
         # ::1 counts as reserved (::/8) too; it is loopback, handled below.
@@ -99,26 +119,31 @@ class Policy:
             return
         if self.allow_private:
             return
+        if own:
+            # The source's name answers an address it did not have when last synced: a
+            # DNS answer changed since. The next sync notes the new one if the proxy
+            # itself is there; until then, nothing is fetched from it.
+            raise FetchError(
+                f"{host} resolves to {ip}, a private or loopback address the source's host "
+                "did not have at its last sync (tried again after the next one)"
+            )
         raise Refused(
             f"{host} resolves to {ip}, a private or loopback address "
-            "(allowed only for the source's own host, or with the source's "
+            "(allowed only for the source's own host and port, or with the source's "
             "'allow private images' or MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS)"
         )
 
     def addresses(self, host, port):
         """The addresses to connect to for host:port, every one of them checked."""
-        if self.host_is_trusted(host):
-            return [host]
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise FetchError(f"cannot resolve {host}: {exc}") from exc
+        if normal_host(host) in self.allowed_names:
+            return [host]  # named in MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS: the operator's word
+        own = self.is_own(host, port)
         found = []
-        for *_, sockaddr in infos:
-            ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        for ip in resolve(host, port):
             # One refused address refuses the host: a name that answers both a public
             # and a private address is not one to trust.
-            self.check_address(host, ip)
+            if not (own and canonical(ip) in self.own_addresses):
+                self.check_address(host, ip, own=own)
             if str(ip) not in found:
                 found.append(str(ip))
         if not found:
@@ -128,6 +153,58 @@ class Policy:
 
 def normal_host(host):
     return (host or "").strip().rstrip(".").lower()
+
+
+def canonical(ip):
+    """An address as it is compared: an IPv4-mapped IPv6 address as its IPv4 one."""
+    return ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip
+
+
+def resolve(host, port):
+    """The addresses host resolves to (ip_address objects), or FetchError."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError(f"cannot resolve {host}: {exc}") from exc
+    return [ipaddress.ip_address(sockaddr[0].split("%")[0]) for *_, sockaddr in infos]
+
+
+def host_and_port(url):
+    """(host, port) of a URL, the port filled in from the scheme; ("", None) if none."""
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return "", None
+    return normal_host(parts.hostname), port
+
+
+def resolve_origin(base_url):
+    """What a source's host resolves to now, as Source.resolved_addresses keeps it:
+    {"host", "port", "addresses"}; None when it does not resolve. The sync notes it after
+    each pass that worked, the archive when a source has none yet (tasks/archive.py)."""
+    host, port = host_and_port(base_url)
+    if not host or port is None:
+        return None
+    try:
+        found = resolve(host, port)
+    except FetchError:
+        return None
+    addresses = []
+    for ip in found:
+        if str(canonical(ip)) not in addresses:
+            addresses.append(str(canonical(ip)))
+    return {"host": host, "port": port, "addresses": addresses}
+
+
+def recorded_for(resolved, host, port):
+    """Whether a Source.resolved_addresses is of this host and port."""
+    return (
+        isinstance(resolved, dict)
+        and resolved.get("host") == host
+        and resolved.get("port") == port
+        and isinstance(resolved.get("addresses"), list)
+    )
 
 
 # The guard inside the connection: urllib3 calls _new_conn for every new socket, including
@@ -324,6 +401,27 @@ def url_host(url):
         return url[:80]
 
 
+# What a server sent can show up inside an exception's text: a status line that is not
+# HTTP (BadStatusLine('SSH-2.0-OpenSSH…')), a chunk size that is not one
+# (InvalidChunkLength(got length b'…')), a PNG chunk's name. Messages drop such quotes.
+QUOTED_BYTES = re.compile(r"\bb'(?:[^'\\]|\\.)*'" + r'|\bb"(?:[^"\\]|\\.)*"')
+STATUS_LINE = re.compile(
+    r"\b(BadStatusLine|LineTooLong|UnknownProtocol)\("
+    + r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+)
+MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
+
+
 def short(exc):
+    """An exception's text for a message: bounded, and without what the server sent."""
     text = str(exc) or exc.__class__.__name__
+    text = STATUS_LINE.sub(r"\1(…", QUOTED_BYTES.sub("b'…'", text))
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def media_type(value):
+    """A Content-Type as a message may quote it: the media type alone, when it is one."""
+    kind = (value or "").split(";")[0].strip().lower()
+    if not kind:
+        return "no content type"
+    return kind if MEDIA_TYPE.fullmatch(kind) else "an unusual content type"

@@ -39,6 +39,8 @@ from .models import (
     SyncRun,
     Task,
 )
+from .redaction import redact, secret_values
+from .safe_fetch import resolve_origin
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ IMAGE_FIELDS = ["image_state", "image_expires", "image_attempts", "image_next_tr
 # Columns the comparison needs; raw and the wide text columns stay in the database.
 STORED_FIELDS = ["task_id", "id", "raw_hash", "status", "progress", "progress_pct"]
 STORED_FIELDS += ["image_url", "in_queue", "gone_since", "first_seen", "last_seen"]
+# The write's locked read adds the finish time, which orders two finished records
+# (records.successor). The pre-read of a whole pass does not need it: it only compares
+# hashes, and on SQLite every datetime read is parsed in Python.
+WRITE_FIELDS = STORED_FIELDS + ["finished"]
 # How stale Task.last_seen (the last pass that saw it upstream) may get: an unchanged
 # record is rewritten for it at most this often, so a pass an hour after another writes
 # nothing at all.
@@ -90,6 +96,7 @@ class Stored:
     gone_since: object
     first_seen: object
     last_seen: object
+    finished: object = None  # read by write() only (WRITE_FIELDS)
 
     def queue_flag(self, in_queue):
         """in_queue as it should be stored (None: this answer does not say)."""
@@ -153,9 +160,22 @@ def sync_source(source, full=False, wait_seconds=0):
             with client_for(source) as client:
                 Pass(source, client, run, counts, owner).execute(full)
 
-        return record_run(run, work)
+        run = record_run(run, work)
+        if run.outcome == SyncRun.Outcome.OK:
+            note_addresses(source)
+        return run
     finally:
         release_lease(source, owner)
+
+
+def note_addresses(source):
+    """After a pass that worked: what the source's host resolves to, the addresses the
+    image archive trusts on its host and port (tasks/safe_fetch.py). Written only when
+    they changed."""
+    resolved = resolve_origin(source.base_url)
+    if resolved is not None and resolved != source.resolved_addresses:
+        Source.objects.filter(pk=source.pk).update(resolved_addresses=resolved)
+        source.resolved_addresses = resolved
 
 
 def record_run(run, work):
@@ -166,7 +186,9 @@ def record_run(run, work):
         run.outcome = SyncRun.Outcome.OK
     except ProxyError as exc:
         run.outcome = SyncRun.Outcome.FAILED
+        # The message quotes nothing the proxy sent; what it sent is for staff, masked.
         run.error = str(exc)
+        run.error_detail = redact(exc.detail, secret_values()) if exc.detail else ""
         log.warning("%s: %s pass failed: %s", run.source.name, run.kind, exc)
     except Exception as exc:
         run.outcome = SyncRun.Outcome.FAILED
@@ -177,6 +199,7 @@ def record_run(run, work):
             setattr(run, f.name, getattr(counts, f.name))
         # An error may quote what the proxy sent: no NUL (PostgreSQL refuses it), bounded.
         run.error = run.error.replace("\x00", "")[:2000]
+        run.error_detail = run.error_detail.replace("\x00", "")[:2000]
         run.ended = timezone.now()
         run.save()
     log.info("%s", run.summary())
@@ -558,13 +581,15 @@ def invalid_row(source, run, now, item, exc, text=None):
 
 
 def stored_rows(source, task_ids, lock=False):
+    """The stored rows of these tasks; locked, and with WRITE_FIELDS, for write()."""
+    columns = WRITE_FIELDS if lock else STORED_FIELDS
     if connection.vendor == "postgresql":
-        rows = bulk_sql.stored_tasks(source.pk, task_ids, STORED_FIELDS, lock=lock)
+        rows = bulk_sql.stored_tasks(source.pk, task_ids, columns, lock=lock)
         return {row[0]: Stored(*row) for row in rows}
     rows = Task.objects.filter(source=source, task_id__in=list(task_ids))
     if lock:
         rows = rows.select_for_update().order_by("task_id")  # one lock order: no deadlocks
-    return {row[0]: Stored(*row) for row in rows.values_list(*STORED_FIELDS)}
+    return {row[0]: Stored(*row) for row in rows.values_list(*columns)}
 
 
 def write(source, received, typed, now, in_queue, via):
@@ -588,7 +613,8 @@ def write(source, received, typed, now, in_queue, via):
             events.append(event_row(row, now, via))
             counts.created += 1
             continue
-        record = records.successor(record, records.state_rank(task.status, task.progress_pct))
+        rank = records.state_rank(task.status, task.progress_pct)
+        record = records.successor(record, rank, task)
         if record is None:
             counts.stale += 1  # behind what is stored: only the bookkeeping moves
             if task.seen_again(in_queue, now):

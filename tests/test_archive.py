@@ -29,7 +29,7 @@ from tasks.archive import archive_pass, due, status_counts
 from tasks.bootstrap import ensure_schedules
 from tasks.image_urls import image_lost, large_url, thumb_size, thumb_url
 from tasks.models import ImageState, Source, SourceKind, Task
-from tasks.safe_fetch import Fetcher, Policy, Refused
+from tasks.safe_fetch import Fetcher, FetchError, Policy, Refused, resolve_origin
 from tasks.sync import ingest, sync_source
 
 from .conftest import make_task
@@ -542,7 +542,7 @@ def test_a_link_that_returns_html_is_not_an_image(fault_server, media):
 
     task = run_one(source, f"{fault_server.url}/x.png")
 
-    assert task.image_error.startswith("not an image (image/png, starts with '<!doctype html>")
+    assert task.image_error == f"not an image (image/png, {len(page)} bytes)"  # no body bytes
     assert task.image_state == ImageState.PENDING and task.image_next_try is not None
     assert media_files(media) == []
 
@@ -724,7 +724,8 @@ def test_the_fetcher_ignores_a_proxy_from_the_environment(fault_server, monkeypa
     monkeypatch.setenv("HTTP_PROXY", "http://10.9.9.9:3128")
     fault_server.route("GET", "/x.png", png_reply())
     with Fetcher(max_bytes=10**6) as fetcher:
-        fetched = fetcher.fetch(f"{fault_server.url}/x.png", Policy.for_source(fault_server.url))
+        policy = Policy.for_source(fault_server.url, resolved=resolve_origin(fault_server.url))
+        fetched = fetcher.fetch(f"{fault_server.url}/x.png", policy)
     assert fetched.data == png()
 
 
@@ -739,7 +740,14 @@ def test_the_policy_refuses_special_addresses_even_when_private_is_allowed():
     assert policy.addresses("::1", 80) == ["::1"]
     with pytest.raises(Refused, match="private or loopback"):
         Policy.for_source("http://proxy.lan").addresses("::1", 80)
-    assert Policy.for_source("http://proxy.lan").addresses("proxy.lan.", 80) == ["proxy.lan."]
+    # The source's own host: on its own port, at the addresses it had at the last sync.
+    url = "http://localhost:8080"
+    own = Policy.for_source(url, resolved=resolve_origin(url))
+    assert "127.0.0.1" in own.addresses("LocalHost", 8080)
+    with pytest.raises(Refused, match="private or loopback"):
+        own.addresses("localhost", 8081)
+    with pytest.raises(FetchError, match="last sync"):
+        Policy.for_source(url).addresses("localhost", 8080)  # no addresses noted yet
     with pytest.raises(Refused):
         Policy.for_source("http://proxy.lan").addresses("::ffff:10.0.0.1", 80)
 

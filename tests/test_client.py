@@ -157,7 +157,7 @@ def test_a_fetch_answer_that_is_neither_a_task_nor_not_found_is_an_error(
         client.fetch(UNKNOWN_ID)
 
     for word in words:
-        assert word in str(error.value)
+        assert word in f"{error.value} {error.value.detail}"  # the body's words: its detail
 
 
 # Retries: connection errors and 502/503/504 only

@@ -671,7 +671,7 @@ def test_refresh_tasks_fails_with_the_proxys_reason_and_changes_nothing(
     run = refresh_tasks(source, [task_id])
 
     assert run.outcome == SyncRun.Outcome.FAILED
-    assert "500 from" in run.error and "boom" in run.error
+    assert "500 from" in run.error and "boom" in run.error_detail  # the body: staff only
     assert stored_raw(source) == before
     assert not Task.objects.filter(gone_since__isnull=False).exists()
 

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tasks.bootstrap import ensure_default_source
 from tasks.models import Source, SyncRun
+from tasks.redaction import redact, secret_values
 from tasks.sync import sync_source
 
 
@@ -36,5 +37,10 @@ class Command(BaseCommand):
             if run.outcome != SyncRun.Outcome.OK:
                 failed = True
                 self.stderr.write(f"{src.name}: {run.error}")
+                if run.error_detail:
+                    # The operator may read what the proxy answered (the overview may not),
+                    # with the sources' secrets masked.
+                    answer = redact(run.error_detail, secret_values())
+                    self.stderr.write(f"{src.name}: the proxy answered: {answer}")
         if failed:
             raise SystemExit(1)
