@@ -25,7 +25,8 @@ class OfferedFiltersOnly:
     """Only the filters the changelist offers; mixed into every ModelAdmin of the site."""
 
     def lookup_allowed(self, lookup, value, request):
-        return lookup in offered_lookups(self, request)
+        # No text column of PostgreSQL can hold a NUL: such a value is a 400, not a 500.
+        return lookup in offered_lookups(self, request) and "\x00" not in value
 
 
 def offered_lookups(model_admin, request):

@@ -30,7 +30,7 @@ from . import tokens
 from .models import Source, Task
 from .openapi import schema
 from .records import ID_PATTERN
-from .redaction import JsonRedactor
+from .redaction import Masker
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ def json_error(status, message, **extra):
 def raw_array(raws):
     """A JSON array of stored records, with the sources' secrets masked."""
     raws = list(raws)
-    body = JsonRedactor().array(raws) if raws else "[]"  # no rows: no query for the secrets
+    body = Masker().json_array(raws) if raws else "[]"  # no rows: no query for the secrets
     return HttpResponse(body, content_type="application/json")
 
 
 def raw_object(raw):
-    return HttpResponse(JsonRedactor().text(raw), content_type="application/json")
+    return HttpResponse(Masker().json_text(raw), content_type="application/json")
 
 
 class BadRequest(Exception):

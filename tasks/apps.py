@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_init, post_migrate
 
 
 class TasksConfig(AppConfig):
@@ -16,6 +16,8 @@ class TasksConfig(AppConfig):
         search.install()
 
         post_migrate.connect(after_migrate, sender=self)
+        # The logging filter masks the secrets of every source this process has loaded.
+        post_init.connect(remember_secrets, sender=self.get_model("Source"))
 
 
 def after_migrate(sender, using="default", **kwargs):
@@ -23,3 +25,10 @@ def after_migrate(sender, using="default", **kwargs):
 
     ensure_schedules()
     ensure_default_source()
+
+
+def remember_secrets(sender, instance, **kwargs):
+    from .redaction import remember
+
+    loaded = instance.__dict__  # a deferred field stays deferred: no query
+    remember([loaded.get("secret"), loaded.get("hook_token")])

@@ -1,6 +1,7 @@
 """The task list's filters, parsed from the query string (shared by list, gallery, export)."""
 
-from datetime import datetime, time, timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
 from functools import cached_property
 
 from django import forms
@@ -10,6 +11,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from . import search
+from .records import clean_text
 
 # Time-range presets: the `range` parameter, a moving window ending now.
 RANGES = {
@@ -56,7 +58,10 @@ class StringListField(forms.Field):
             value = [value]
         cleaned = []
         for item in value[:MAX_VALUES]:
-            item = str(item).strip()
+            # A NUL or a lone surrogate is stored as U+FFFD (records.clean_text): the value
+            # finds what was stored for it, and never reaches the database (PostgreSQL
+            # refuses a NUL in a parameter).
+            item = clean_text(str(item).strip())
             if item and len(item) <= 64 and item not in cleaned:
                 cleaned.append(item)
         return cleaned
@@ -69,7 +74,7 @@ class MomentField(forms.Field):
         value = (value or "").strip()
         if not value:
             return None
-        if len(value) > 40:
+        if len(value) > 40 or "\x00" in value:
             raise forms.ValidationError(_("Enter a date (2024-05-01) or a date and time."))
         try:
             moment = parse_datetime(value.replace(" ", "T", 1))
@@ -85,7 +90,81 @@ class MomentField(forms.Field):
             moment = datetime.combine(day, time.min)
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment)
+        moment = in_utc(moment)
+        if moment is None:
+            raise forms.ValidationError(_("Enter a date between the years 1 and 9999."))
         return moment
+
+
+def in_utc(moment):
+    """An aware datetime in UTC, as the database compares it (PostgreSQL takes no offset
+    beyond 15:59, Python up to 23:59); None when it is no datetime in UTC or in the
+    site's time zone, where the page shows it (within hours of year 1 or 9999)."""
+    try:
+        timezone.localtime(moment)
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+# Where a page of the list starts (views.make_cursor writes them): `k~<key>~<id>` after
+# the row with this sort key (an ISO datetime, or microseconds for the duration sort) and
+# id; `n~~<id>` among the rows without a key, which come last. Ids are what a bigint holds.
+CURSOR = re.compile(r"(?:k~([0-9T:.+Z-]{1,40})|n~)~(-?[0-9]{1,18})")
+MICROS = re.compile(r"-?[0-9]{1,18}")
+
+
+class CursorField(forms.Field):
+    """A page's cursor (CURSOR) as it is written; a broken one is refused, so the page
+    starts from the first and says so."""
+
+    def to_python(self, value):
+        value = value or ""
+        if not value:
+            return None
+        if parse_cursor(value) is None:
+            raise forms.ValidationError(_("Not a page of this list: the first page is shown."))
+        return value
+
+
+def parse_cursor(cursor, key=None):
+    """(phase, key value, id) of a cursor, or None when it is broken. Phase 1 is among the
+    rows without a key. With `key` (the sort's), a key value of the other kind (a duration
+    for a time, or the reverse) is broken too."""
+    match = CURSOR.fullmatch(cursor or "")
+    if match is None:
+        return None
+    text, pk = match.groups()
+    pk = int(pk)
+    if text is None:
+        return 1, None, pk
+    if MICROS.fullmatch(text):
+        if key not in (None, "duration"):
+            return None
+        try:
+            return 0, timedelta(microseconds=int(text)), pk
+        except OverflowError:
+            return None
+    if key == "duration":
+        return None
+    try:
+        moment = parse_datetime(text)
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    moment = in_utc(moment)
+    return None if moment is None else (0, moment, pk)
+
+
+def cursor_of_sort(cursor, sort):
+    """The cursor if it is one of this sort's pages (another sort's keys may be of
+    another kind: a duration for a time); None when there is none."""
+    if cursor and parse_cursor(cursor, SORTS[sort or DEFAULT_SORT][0]) is None:
+        raise forms.ValidationError(_("Not a page of this list: the first page is shown."))
+    return cursor or None
 
 
 class TaskFilterForm(forms.Form):
@@ -99,9 +178,18 @@ class TaskFilterForm(forms.Form):
     )
     source = forms.SlugField(required=False, max_length=50)
     sort = forms.ChoiceField(required=False, choices=list(SORT_LABELS.items()))
+    # The page: after the row of `cursor`, or the page that ends before the row of `before`.
+    cursor = CursorField(required=False)
+    before = CursorField(required=False)
 
     def clean_sort(self):
         return self.cleaned_data.get("sort") or DEFAULT_SORT
+
+    def clean_cursor(self):
+        return cursor_of_sort(self.cleaned_data.get("cursor"), self.cleaned_data.get("sort"))
+
+    def clean_before(self):
+        return cursor_of_sort(self.cleaned_data.get("before"), self.cleaned_data.get("sort"))
 
     @cached_property
     def values(self):
@@ -114,6 +202,11 @@ class TaskFilterForm(forms.Form):
             except forms.ValidationError:
                 data[name] = field.clean(None) if not field.required else None
         data["sort"] = data.get("sort") or DEFAULT_SORT
+        for name in ("cursor", "before"):
+            try:
+                data[name] = cursor_of_sort(data[name], data["sort"])
+            except forms.ValidationError:
+                data[name] = None
         if data.get("submitted_after") or data.get("submitted_before"):
             # Dates someone typed win over a preset left in the URL: both at once would
             # silently cut the custom range to the preset's window.

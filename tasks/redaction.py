@@ -2,22 +2,22 @@
 
 Proxies echo the notify-hook URL they were given (`notifyHook`, `properties.notifyHook`)
 in every record they send, and its path, /hooks/mj/<token>/, is the credential that lets
-anyone push records. Pages, exports, the admin and the mirror API replace each of these
-values with MASK before a record leaves.
+anyone push records; a hostile or careless caller can put a secret into a prompt or a
+fail reason. Every way out masks through one `Masker`, built once per request: pages
+(`task` and `value` before rendering), exports (`plain` per CSV cell, `json_text` per
+JSON line), the admin, the mirror API (`json_text`) and the logs (`mjsite.logging_filters`,
+with the secrets this process has loaded). Masking happens on the way out only: `raw`
+stays exactly as received.
 
-`secret_values` and `redact` work on any text. `JsonRedactor` is for the API, which
-serves stored JSON texts as they are: it only ever touches the inside of JSON strings,
-so a redacted body is still valid JSON with every other byte as the proxy sent it, and a
-body without a secret is returned as the very same string. It is built once per request
-(one query on the small source table) and costs one substring test per secret on a
-body that holds none.
+`json_text` serves stored JSON texts as they are: it only ever touches the inside of JSON
+strings, so a masked body is still valid JSON with every other byte as the proxy sent it,
+and a body without a secret is returned as the very same string. It costs one substring
+test per secret on a body that holds none.
 """
 
 import functools
 import json
 import re
-
-from .models import Source
 
 MASK = "•••"
 
@@ -35,14 +35,30 @@ PLAIN = re.compile(r"[A-Za-z0-9_\-]+")
 STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
-def secret_values():
-    # What must never reach a page: each source's secret and notify-hook token (the
-    # proxy echoes notifyHook, which holds the token, in every record it sends).
-    found = []
-    for secret, token in Source.objects.values_list("secret", "hook_token"):
-        found += [v for v in (secret, token) if v and len(v) >= 6]
-    # Longest first: a secret that contains another is masked whole.
-    return sorted(set(found), key=len, reverse=True)
+def secret_values(rows=None):
+    """Each source's secret and notify-hook token, however short, longest first (a
+    secret that contains another is masked whole). `rows` of (secret, hook_token) save
+    the query where a page reads the sources anyway."""
+    if rows is None:
+        from .models import Source  # here, so that the logging filter can import this module
+
+        rows = Source.objects.values_list("secret", "hook_token")
+    found = {value for row in rows for value in row if value}
+    remember(found)
+    return sorted(found, key=len, reverse=True)
+
+
+# The secrets this process has seen (every Source it loaded), for the logging filter,
+# which must not query the database.
+SEEN = set()
+
+
+def remember(values):
+    SEEN.update(v for v in values if v)
+
+
+def remembered():
+    return sorted(SEEN, key=len, reverse=True)
 
 
 def redact(text, secrets):
@@ -52,8 +68,15 @@ def redact(text, secrets):
     return text
 
 
-class JsonRedactor:
-    """Masks secrets inside the strings of JSON texts, leaving everything else as it is."""
+# The proxy's text on a task, which pages and the admin show.
+TASK_TEXT_FIELDS = (
+    "prompt", "prompt_en", "description", "state", "fail_reason", "progress",
+    "image_url", "image_error",
+)  # fmt: skip
+
+
+class Masker:
+    """Masks the secrets in whatever leaves: plain text, JSON texts, decoded JSON, tasks."""
 
     def __init__(self, secrets=None):
         secrets = secret_values() if secrets is None else secrets
@@ -63,11 +86,53 @@ class JsonRedactor:
         self.anchors = {s: anchors(s) for s in self.secrets}
         self.escaped = {}
 
+    def plain(self, text):
+        """A text shown as it is (a prompt, a CSV cell, an error); other values pass."""
+        return redact(text, self.secrets) if isinstance(text, str) else text
+
+    def value(self, value):
+        """A decoded JSON value with every string in it, keys included, masked."""
+        if isinstance(value, str):
+            return redact(value, self.secrets)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return value
+
+    def record(self, text):
+        """A stored record as text: a JSON text masked inside its strings; a text that is
+        no JSON (an invalid record) with each secret masked as written and as JSON
+        would escape it."""
+        try:
+            json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            for secret in self.secrets:
+                for written in {
+                    secret,
+                    *(json.dumps(secret, ensure_ascii=a)[1:-1] for a in (0, 1)),
+                }:
+                    text = text.replace(written, MASK)
+            return text
+        return self.json_text(text)
+
+    def task(self, task):
+        """A task loaded for display, its proxy text masked in place. Such a task can no
+        longer be saved (Task.save refuses it): the stored record stays as received."""
+        loaded = task.__dict__
+        for name in TASK_TEXT_FIELDS:
+            if name in loaded:  # a deferred field stays deferred: no query
+                loaded[name] = self.plain(loaded[name])
+        if "properties" in loaded:
+            loaded["properties"] = self.value(loaded["properties"])
+        task.masked_for_display = True
+        return task
+
     def found(self, text):
         """The secrets whose anchors are in the text (it may hold them)."""
         return [s for s in self.secrets if any(a in text for a in self.anchors[s])]
 
-    def text(self, text):
+    def json_text(self, text):
         """A JSON text with the secrets in its strings masked; the same object if none."""
         found = self.found(text)
         if not found:
@@ -78,9 +143,9 @@ class JsonRedactor:
             return redact(text, found)
         return STRING.sub(functools.partial(self._string, found), text)
 
-    def array(self, texts):
+    def json_array(self, texts):
         """A JSON array of these JSON texts, masked (the array is a JSON text itself)."""
-        return self.text("[" + ",".join(texts) + "]")
+        return self.json_text("[" + ",".join(texts) + "]")
 
     def _escape(self, found, text):
         """Whether a secret may start inside an escape (\\n, \\u00e9): a backslash, maybe
@@ -108,6 +173,13 @@ class JsonRedactor:
         except UnicodeEncodeError:  # a lone surrogate (escaped in the original): keep it so
             return json.dumps(masked)
         return json.dumps(masked, ensure_ascii=False)
+
+
+def masker_for(request):
+    """The request's Masker, built once (one query on the small source table)."""
+    if not hasattr(request, "mjsite_masker"):
+        request.mjsite_masker = Masker()
+    return request.mjsite_masker
 
 
 def plain(secret):

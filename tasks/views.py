@@ -1,6 +1,7 @@
 """Pages for people: overview, task list, gallery, detail, exports. All need a login."""
 
 import csv
+import itertools
 import json
 import re
 from datetime import datetime, timedelta
@@ -13,16 +14,24 @@ from django.db.models import F, Q
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from . import search, stats, sync
-from .forms import RANGES, SORT_LABELS, SORTS, TaskFilterForm, duration_expression
+from .forms import (
+    RANGES,
+    SORT_LABELS,
+    SORTS,
+    TaskFilterForm,
+    duration_expression,
+    parse_cursor,
+)
 from .image_urls import image_lost, large_url, thumb_size, thumb_url
+from .json_items import too_deep
 from .models import Source, SyncRun, Task
-from .redaction import JsonRedactor, redact, secret_values
+from .records import ID_PATTERN
+from .redaction import Masker, secret_values
 from .templatetags.task_tags import status_class
 
 PAGE_SIZE = 50
@@ -31,6 +40,7 @@ FACET_SAMPLE = 10_000  # facet counts look at the newest this many matching task
 FACET_SAMPLE_TEXT = 2_000  # or this many with a text search: each match is an index probe
 SORT_WINDOW = 10_000  # sorting by finish time or duration looks at this many
 LIVE_MAX = 100  # tasks one live poll may ask for
+LIVE_PK = re.compile(r"[0-9]{1,18}")
 RECENT = 12  # tasks on the overview
 EXPORT_CHUNK = 2000
 # "/up 1700000000000001 U1", "/variation <id> V2", "/reroll <id>": the parent's id.
@@ -49,10 +59,14 @@ EXPORT_FIELDS = [
 
 @login_required
 def overview(request):
-    recent = decorate(list(Task.objects.for_list().order_by("-submitted", "-id")[:RECENT]))
+    masker = Masker()
+    recent = Task.objects.for_list().order_by("-submitted", "-id")[:RECENT]
+    recent = decorate(list(recent), masker)
+    figures = stats.overview()
+    figures = {**figures, "reasons": [(masker.plain(r), n) for r, n in figures["reasons"]]}
     ctx = {
         "page": "overview",
-        "stats": stats.overview(),
+        "stats": figures,
         "recent": recent,
         "live_pks": [t.pk for t in recent if t.is_running],
     }
@@ -76,14 +90,17 @@ def list_page(request, template, size, page):
     qs = form.filter(Task.objects.for_list())
     if images_only:
         qs = with_image(qs)
-    cursor = request.GET.get("cursor")
-    if not cursor and request.GET.get("before"):
+    # A broken cursor is left out of the values (the page says so): the first page.
+    cursor = values["cursor"]
+    if not cursor and values["before"]:
         # The previous-page link names the row it must end before; the page is found here,
         # when someone follows it, so that no page pays for a link it may not need.
-        cursor = cursor_before(qs, values["sort"], request.GET["before"], size)
+        cursor = cursor_before(qs, values["sort"], values["before"], size)
     rows, next_cursor = keyset_page(qs, values["sort"], cursor, size)
     first_cursor = make_cursor(rows[0], SORTS[values["sort"]][0]) if cursor and rows else None
-    decorate(rows)
+    # The sources' names for the filter, and their secrets for the masking: one query.
+    sources = list(Source.objects.order_by("name").values_list("name", "secret", "hook_token"))
+    decorate(rows, Masker(secret_values(row[1:] for row in sources)))
     statuses, actions, sample_size, capped = facet_counts(form, request, images_only)
     ctx = {
         "page": page,
@@ -98,7 +115,7 @@ def list_page(request, template, size, page):
         "facets_capped": capped,
         "facet_sample": sample_size,
         "sort_window": SORT_WINDOW if SORTS[values["sort"]][0] != "submitted" else None,
-        "sources": Source.objects.order_by("name").values_list("name", flat=True),
+        "sources": [row[0] for row in sources],
         "ranges": [(key, label) for key, (_, label) in RANGES.items()],
         "sorts": list(SORT_LABELS.items()),
         "live_pks": [t.pk for t in rows if not t.is_finished][:LIVE_MAX],
@@ -116,8 +133,10 @@ def with_image(qs):
 @login_required
 def list_live(request):
     """The rows of unfinished tasks, for the list's poll (htmx, every 2 s)."""
-    pks = [int(v) for v in request.GET.getlist("pk")[:LIVE_MAX] if v.isdigit()]
-    tasks = decorate(list(Task.objects.for_list().filter(pk__in=pks).order_by("-submitted", "-id")))
+    # Ids a bigint holds, in ASCII digits ("²".isdigit() too): anything else is ignored.
+    pks = [int(v) for v in request.GET.getlist("pk")[:LIVE_MAX] if LIVE_PK.fullmatch(v)]
+    tasks = Task.objects.for_list().filter(pk__in=pks).order_by("-submitted", "-id")
+    tasks = decorate(list(tasks), Masker())
     ctx = {
         "tasks": tasks,
         "live_pks": [t.pk for t in tasks if not t.is_finished],
@@ -129,22 +148,29 @@ def list_live(request):
 @login_required
 def task_detail(request, task_id):
     task, others = find_task(request, task_id)
-    raw = parse_raw(task.raw)
-    secrets = secret_values()
+    masker = Masker()
+    # Masked as decoded values: a secret with a quote or a backslash is found as it is,
+    # not as json.dumps escaped it.
+    raw = masker.value(parse_raw(task.raw))
+    decorate([task], masker)
     result = result_text(task)
+    parent = parent_of(task)
     ctx = {
         "page": "detail",
-        "task": decorate([task])[0],
+        "task": task,
         "others": others,
-        "raw_pretty": redact(json.dumps(raw, indent=2, ensure_ascii=False), secrets),
-        "properties": [(key, redact(text, secrets)) for key, text in as_text(task.properties)],
+        # A record stored before it could be decoded (too deep, say) is shown as its text.
+        "raw_pretty": raw
+        if isinstance(raw, str)
+        else json.dumps(raw, indent=2, ensure_ascii=False),
+        "properties": list(as_text(task.properties)),
         "prompt_rows": prompt_rows(task, result),
         "result": result,
         "buttons": buttons(raw),
-        "extra_fields": [(key, redact(text, secrets)) for key, text in extra_fields(raw)],
+        "extra_fields": extra_fields(raw),
         "events": timeline(task),
-        "parent": parent_of(task),
-        "children": children_of(task),
+        "parent": parent and masker.task(parent),
+        "children": [masker.task(child) for child in children_of(task)],
         "can_refresh": request.user.has_perm("tasks.change_task"),
     }
     return render(request, "tasks/detail.html", ctx)
@@ -154,7 +180,7 @@ def task_detail(request, task_id):
 def detail_live(request, task_id):
     """The changing part of the detail page, for its poll while the task runs."""
     task, _others = find_task(request, task_id)
-    ctx = {"task": decorate([task])[0], "events": timeline(task)}
+    ctx = {"task": decorate([task], Masker())[0], "events": timeline(task)}
     return render(request, "tasks/_detail_live.html", ctx)
 
 
@@ -184,12 +210,14 @@ def refresh(request, task_id):
 def export_csv(request):
     form = TaskFilterForm(request.GET)
     rows = export_rows(form)
+    masker = Masker()
 
     def lines():
         writer = csv.writer(Echo())
         yield "\ufeff" + writer.writerow(EXPORT_FIELDS)  # BOM: spreadsheets read UTF-8
         for task in rows:
-            yield writer.writerow([neutralise(value) for value in export_values(task)])
+            cells = export_values(task)
+            yield writer.writerow([neutralise(masker.plain(value)) for value in cells])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="tasks.csv"'
@@ -200,12 +228,12 @@ def export_csv(request):
 def export_jsonl(request):
     form = TaskFilterForm(request.GET)
     rows = export_rows(form, raw=True)
-    redactor = JsonRedactor()
+    masker = Masker()
 
     def lines():
         for task in rows:
             # The record exactly as the proxy sent it (but for secrets), with its source.
-            record = redactor.text(task.raw)
+            record = masker.json_text(task.raw)
             yield f'{{"source":{json.dumps(task.source.name)},"task":{record}}}\n'
 
     response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
@@ -226,7 +254,11 @@ def export_rows(form, raw=False):
     fields = ["source__name"] + [f for f in EXPORT_FIELDS if f != "source"]
     qs = qs.only(*fields, *(["raw"] if raw else []))
     order = [order_by(key, desc, nulls_last=True), order_by("id", desc)]
-    return qs.order_by(*order).iterator(chunk_size=EXPORT_CHUNK)
+    rows = qs.order_by(*order).iterator(chunk_size=EXPORT_CHUNK)
+    # The query runs here, before the response starts: one that fails is an error page,
+    # not a file that breaks off after its first line with a success status.
+    first = next(rows, None)
+    return rows if first is None else itertools.chain([first], rows)
 
 
 def export_values(task):
@@ -277,7 +309,7 @@ def keyset_page(qs, sort, cursor, size):
     databases order them alike and each phase is served by an index range.
     """
     qs, key, desc = sortable(qs, sort)
-    phase, value, last_id = parse_cursor(cursor, key)
+    phase, value, last_id = parse_cursor(cursor, key) or (0, None, None)
     rows = []
     if phase == 0:
         page = qs.filter(**{f"{key}__isnull": False})
@@ -301,9 +333,10 @@ def cursor_before(qs, sort, before, size):
     `before`; None when that is the first page. The same keyset walked the other way:
     the `size` rows before it, and one more, whose cursor leads to them."""
     qs, key, desc = sortable(qs, sort)
-    phase, value, pk = parse_cursor(before, key)
-    if pk is None:
-        return None  # a broken cursor: the first page
+    parsed = parse_cursor(before, key)
+    if parsed is None:
+        return None  # a broken cursor, or one of another sort: the first page
+    phase, value, pk = parsed
     keyed = qs.filter(**{f"{key}__isnull": False})
     backwards = (order_by(key, not desc), order_by("id", not desc))
     if phase == 1:  # in the NULL-key tail: its rows before that one, then the keyed ones
@@ -345,24 +378,6 @@ def make_cursor(task, key):
     if isinstance(value, timedelta):
         return f"k~{value // timedelta(microseconds=1)}~{task.pk}"
     return f"k~{value.isoformat()}~{task.pk}"
-
-
-def parse_cursor(cursor, key):
-    """(phase, key value, id) from a cursor; a broken one starts from the first page."""
-    try:
-        kind, value, pk = (cursor or "").split("~")
-        pk = int(pk)
-        if kind == "n":
-            return 1, None, pk
-        if kind == "k":
-            if key == "duration":
-                return 0, timedelta(microseconds=int(value)), pk
-            moment = parse_datetime(value)
-            if moment is not None:
-                return 0, moment, pk
-    except (ValueError, OverflowError):
-        pass
-    return 0, None, None
 
 
 # Facets: one GROUP BY (status, action) over the newest FACET_SAMPLE matching tasks
@@ -420,14 +435,16 @@ def chips(request, name, counts, chosen):
 # What a row or the detail page shows
 
 
-def decorate(tasks):
-    """Give each task what its templates show: image links, state, duration. No queries.
+def decorate(tasks, masker):
+    """Give each task what its templates show: its text masked (tasks/redaction.py), image
+    links, state, duration. No queries.
 
     The strings a row repeats (its URL, times, captions) are made here once: template
     filters per row cost more than the page's database work.
     """
     now = timezone.now()
     for task in tasks:
+        masker.task(task)
         task.thumb = thumb_url(task, now)
         task.large = large_url(task, now) or task.thumb
         task.size = thumb_size(task) or (160, 160)
@@ -464,6 +481,8 @@ def span(start, end):
 
 
 def find_task(request, task_id):
+    if not ID_PATTERN.match(task_id):
+        raise Http404("No such task")  # no stored id is like it (nor holds a NUL)
     tasks = list(
         Task.objects.select_related("source").filter(task_id=task_id).order_by("source__name")
     )
@@ -479,11 +498,15 @@ def find_task(request, task_id):
 
 
 def parse_raw(text):
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
+    """A stored record decoded for the page, or its text when it is no JSON or nests too
+    deep to walk (a record stored before records.MAX_DEPTH): decoding, masking and
+    indenting it would each run into Python's recursion limit."""
+    if not isinstance(text, str) or too_deep(text) is not None:
         return text
-    return value
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
 
 
 RESULT_ACTIONS = ("DESCRIBE", "SHORTEN")  # their result is the bot's text, not a picture

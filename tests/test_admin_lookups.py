@@ -125,3 +125,10 @@ def test_every_admin_refuses_every_lookup_it_does_not_offer_even_to_a_superuser(
             assert response.status_code == 400, (url, lookup)
             refused += 1
     assert refused > 50  # every model of tasks, auth and django_q was tried
+
+
+def test_an_offered_filter_with_a_nul_byte_is_a_400_not_a_500(viewer, source):
+    from tasks.models import Task
+
+    for query in ({"status__exact": "a\x00b"}, {"action__exact": "\x00"}, {"status": "\x00"}):
+        assert viewer.get(changelist(Task), query).status_code == 400, query

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tasks.models import ApiToken, Source, SourceKind, SyncRun, Task
 from tasks.openapi import schema as openapi_schema
-from tasks.redaction import JsonRedactor
+from tasks.redaction import Masker
 from tasks.sync import ingest, sync_source
 from tasks.tokens import create_token
 
@@ -359,7 +359,7 @@ TOKEN = "Xq3_9-abcDEF"
     ],
 )
 def test_secrets_are_masked_inside_json_strings_only(secrets, text, expected):
-    result = JsonRedactor(secrets).text(text)
+    result = Masker(secrets).json_text(text)
 
     assert result == expected
     json.loads(result)
@@ -367,10 +367,10 @@ def test_secrets_are_masked_inside_json_strings_only(secrets, text, expected):
 
 def test_a_text_without_secrets_is_returned_as_it_is():
     text = '{"id":"1","p":"\\u00e9 line\\n","n":-1.5e3}'
-    redactor = JsonRedactor([TOKEN, "sk-secret+/x"])
+    masker = Masker([TOKEN, "sk-secret+/x"])
 
-    assert redactor.text(text) is text
-    assert redactor.array([text, text]) == f"[{text},{text}]"
+    assert masker.json_text(text) is text
+    assert masker.json_array([text, text]) == f"[{text},{text}]"
 
 
 # /mj/task/list: order, paging and filters

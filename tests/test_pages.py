@@ -211,15 +211,16 @@ def test_the_viewer_group_exists_and_can_see_but_not_change(viewer_client, tasks
 
 def test_the_overview_costs_a_fixed_number_of_queries(client, tasks, django_assert_num_queries):
     SyncRun.objects.create(source=Source.objects.get(), kind="full", outcome="ok")
-    # session, user, recent, sources + last runs (2), the roll-up's plan (2), its first
+    # session, user, the secrets to mask, recent, sources + last runs (2), the roll-up's
+    # plan (2), its first
     # roll of the window (10 with savepoints and an ANALYZE; later requests skip it, see
     # tests/test_rollup.py), rolled counts with the fail reasons (2), the live hour, sample,
     # the image archive's kept counts and its backlog (2)
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(24):
         response = client.get("/")
     assert response.status_code == 200
-    # Within the minute the figures come from the cache: session, user, recent tasks.
-    with django_assert_num_queries(3):
+    # Within the minute the figures come from the cache: session, user, secrets, recent.
+    with django_assert_num_queries(4):
         client.get("/")
 
 
@@ -273,15 +274,17 @@ def test_the_detail_page_costs_a_fixed_number_of_queries(client, tasks, django_a
 
 def test_the_live_parts_cost_a_fixed_number_of_queries(client, tasks, django_assert_num_queries):
     running = Task.objects.get(status="IN_PROGRESS")
-    with django_assert_num_queries(3):
-        client.get(reverse("tasks:list_live") + f"?pk={running.pk}&pk=999")
+    # session, user, the secrets to mask, the rows (and the detail's events)
     with django_assert_num_queries(4):
+        client.get(reverse("tasks:list_live") + f"?pk={running.pk}&pk=999")
+    with django_assert_num_queries(5):
         client.get(reverse("tasks:detail_live", args=[running.task_id]))
 
 
 def test_the_exports_cost_a_fixed_number_of_queries(client, tasks, django_assert_num_queries):
     for name in ("tasks:export_csv", "tasks:export_jsonl"):
-        with django_assert_num_queries(4 if name.endswith("jsonl") else 3):
+        # session, user, the secrets to mask, the rows (one chunk here)
+        with django_assert_num_queries(4):
             b"".join(client.get(reverse(name)).streaming_content)
 
 
