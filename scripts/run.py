@@ -1,11 +1,18 @@
 """`make run`: migrate, make an admin login, start the web app, the sync worker and,
 without MJ_PROXY_URL, the built-in proxy simulator; Ctrl-C stops all of it.
 
-The qcluster runs in its own session and gets exactly one SIGTERM on exit: a
-second signal can deadlock it (django-q2 issue 346), and it finishes its running
-pass before it stops, so we wait for it before killing what is left of it.
+Every child runs in a session (and so a process group) of its own: a terminal's Ctrl-C
+reaches only this script, which then sends each child exactly one signal, waits for it a
+bounded time, and kills whatever is left of the child's process group (gunicorn's
+workers, the qcluster's pusher, monitor and workers). Before, the whole group got the
+terminal's SIGINT and then this script's SIGTERM: a gunicorn gthread worker, told to quit
+twice while a request was in flight, outlived its master (killed alone after 10 s), and
+kept the port; a second signal can also deadlock the qcluster (django-q2 issue 346).
+The qcluster finishes its running pass before it stops, so it gets the longest wait;
+a second Ctrl-C (or SIGTERM, SIGHUP) kills everything left at once.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -19,8 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WEB_PORT = int(os.getenv("PORT", "8000"))
 SIM_PORT = int(os.getenv("MJ_SIMULATOR_PORT", "8081"))
-PASSWORD_FILE = ROOT / ".admin-password"
+PASSWORD_FILE = ROOT / os.getenv("MJ_ADMIN_PASSWORD_FILE", ".admin-password")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+WEB_GRACE = 5  # seconds gunicorn gives a request in flight (its --graceful-timeout)
 QCLUSTER_GRACE = 120  # seconds: longer than the longest sync pass
+KILL_WAIT = 10  # seconds for a killed process group to be gone
+
+
+def say(text):
+    """Print, even while stopping after the terminal went away (SIGHUP) or the pipe broke."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def manage(*args, **kwargs):
@@ -32,11 +48,13 @@ def port_free(port):
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def wait_for_port(port, seconds=20):
+def wait_for_port(port, seconds=20, children=()):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if not port_free(port):
             return True
+        if any(child.proc.poll() is not None for child in children):
+            return False
         time.sleep(0.2)
     return False
 
@@ -53,15 +71,61 @@ def ensure_admin():
     )
     result = subprocess.run([PY, "manage.py", "shell", "--no-imports", "-c", code], cwd=ROOT)
     if result.returncode == 0:
-        PASSWORD_FILE.write_text(password + "\n")
+        PASSWORD_FILE.touch(mode=0o600)
         PASSWORD_FILE.chmod(0o600)
+        PASSWORD_FILE.write_text(password + "\n")
         return password, True
     if PASSWORD_FILE.exists():
         return PASSWORD_FILE.read_text().strip(), False
     return None, False
 
 
-def main():
+class Child:
+    """A process in a session of its own, with the one signal that stops it and how long
+    it may take before its whole process group is killed."""
+
+    def __init__(self, name, args, env, stop_signal=signal.SIGTERM, grace=10):
+        self.name, self.stop_signal, self.grace = name, stop_signal, grace
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def signal_group(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)  # the session leader's pid is its group's id
+        except (ProcessLookupError, PermissionError):
+            pass  # nobody left in the group
+
+    def group_alive(self):
+        try:
+            os.killpg(self.proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold Ctrl-C (and SIGTERM, SIGHUP) while a child is started and recorded, so none is
+    started and then forgotten; a signal that came meanwhile is raised afterwards."""
+    pending = []
+    previous = {
+        sig: signal.signal(sig, lambda sig, frame: pending.append(sig)) for sig in STOP_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if pending:
+        raise KeyboardInterrupt
+
+
+def interrupt(sig, frame):
+    raise KeyboardInterrupt
+
+
+def main(children):
     env = dict(os.environ)
     env.setdefault("DJANGO_DEBUG", "False")
     for port in (WEB_PORT,) + (() if env.get("MJ_PROXY_URL") else (SIM_PORT,)):
@@ -70,7 +134,11 @@ def main():
                 f"port {port} is in use: stop what runs there, or set PORT / MJ_SIMULATOR_PORT"
             )
 
-    children = []
+    def start(*args, **kwargs):
+        with signals_held():
+            children.append(Child(*args, **kwargs))
+        return children[-1]
+
     simulate = not env.get("MJ_PROXY_URL")
     if simulate:
         env["MJ_PROXY_URL"] = f"http://127.0.0.1:{SIM_PORT}"
@@ -85,35 +153,40 @@ def main():
         hook_path = manage(
             "hook_url", "--source", "default", env=env, capture_output=True, text=True
         ).stdout.splitlines()[-1]
-        sim = subprocess.Popen(
+        sim = start(
+            "simulator",
             [PY, "manage.py", "mj_simulator", "--port", str(SIM_PORT)]
-            + ["--secret", env["MJ_API_SECRET"], "--flavor", "novicezk"]
+            # "--secret=": a secret may begin with "-", which argparse would take for an option.
+            + [f"--secret={env['MJ_API_SECRET']}", "--flavor", "novicezk"]
             + ["--tasks", os.getenv("MJ_SIMULATOR_TASKS", "300")]
             + ["--notify-hook", f"http://127.0.0.1:{WEB_PORT}{hook_path}"],
-            cwd=ROOT,
-            env=env,
+            env,
+            grace=5,
         )
-        children.append(("simulator", sim))
-        if not wait_for_port(SIM_PORT):
-            stop(children, None)
+        if not wait_for_port(SIM_PORT, children=[sim]):
             sys.exit("the proxy simulator did not start")
 
-    web = subprocess.Popen(
+    web = start(
+        "web",
         [PY, "-m", "gunicorn", "mjsite.wsgi", "-b", f"127.0.0.1:{WEB_PORT}"]
         # No access log: hook URLs carry their token.
-        + ["--workers", "2", "--threads", "4", "--no-control-socket"],
-        cwd=ROOT,
-        env=env,
+        + ["--workers", "2", "--threads", "4", "--no-control-socket"]
+        + ["--graceful-timeout", str(WEB_GRACE)],
+        env,
+        grace=WEB_GRACE + 5,  # gunicorn kills its own late workers after WEB_GRACE
     )
-    children.append(("web", web))
-    qcluster = subprocess.Popen(
-        [PY, "manage.py", "qcluster"], cwd=ROOT, env=env, start_new_session=True
-    )
+    start("sync worker", [PY, "manage.py", "qcluster"], env, grace=QCLUSTER_GRACE)
     # A first full pass now, so the mirror is filled before the scheduler's first tick.
-    first = subprocess.Popen([PY, "manage.py", "sync_tasks", "--full"], cwd=ROOT, env=env)
-    children.append(("first sync", first))
+    # SIGINT, as Ctrl-C would: the pass gives its source's lease back on the way out.
+    start(
+        "first sync",
+        [PY, "manage.py", "sync_tasks", "--full"],
+        env,
+        stop_signal=signal.SIGINT,
+        grace=10,
+    )
 
-    wait_for_port(WEB_PORT)
+    wait_for_port(WEB_PORT, children=[web])
     print()
     print(f"  mjsite runs on http://127.0.0.1:{WEB_PORT}/")
     if password:
@@ -128,39 +201,78 @@ def main():
     print("  Ctrl-C stops everything.")
     print()
 
-    try:
-        while all(p.poll() is None for name, p in children if name != "first sync"):
-            if qcluster.poll() is not None:
-                break
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    stop(children, qcluster)
+    # Until Ctrl-C, or until a child other than the first sync ends by itself.
+    while all(c.proc.poll() is None for c in children if c.name != "first sync"):
+        time.sleep(0.5)
+    for child in children:
+        if child.name != "first sync" and child.proc.poll() is not None:
+            print(f"\nthe {child.name} exited with {child.proc.returncode}")
+    return 1
 
 
-def stop(children, qcluster):
-    print("\nstopping…")
-    if qcluster is not None and qcluster.poll() is None:
-        qcluster.send_signal(signal.SIGTERM)  # exactly once
-    for _, proc in children:
-        if proc.poll() is None:
-            proc.terminate()
-    for _, proc in children:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    if qcluster is not None:
-        try:
-            qcluster.wait(timeout=QCLUSTER_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(qcluster.pid, signal.SIGKILL)  # its pusher and monitor too
-        except ProcessLookupError:
-            pass
+def stop(children):
+    """One signal to each child; wait for each (bounded); kill each group's remains.
+    A second Ctrl-C, SIGTERM or SIGHUP ends the waiting: everything left is killed."""
+    hurry = []
+
+    def again(sig, frame):
+        hurry.append(sig)  # no print here: the signal may have come in the middle of one
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, again)
+    if not children:
+        return
+    say("\nstopping…")
+    started = time.monotonic()
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.send_signal(child.stop_signal)  # exactly once
+    told = hurried = False
+    waiting = list(children)
+    while waiting:
+        now = time.monotonic()
+        if hurry and not hurried:
+            say("stopping now: killing what is left")
+            hurried = True
+        for child in list(waiting):
+            ended = child.proc.poll() is not None
+            if not (ended or hurry or now > started + child.grace):
+                continue
+            # Its leader is gone, or its time is up: nothing left in its group lives on.
+            waiting.remove(child)
+            if not child.group_alive():
+                continue
+            child.signal_group(signal.SIGKILL)
+            if ended:
+                say(f"killed what the {child.name} left behind")
+            elif hurry:
+                say(f"killed the {child.name}")
+            else:
+                say(f"the {child.name} did not stop in {child.grace} s: killed")
+        if not told and waiting and now > started + 3:
+            names = " and the ".join(c.name for c in waiting)
+            say(f"waiting for the {names} to finish; Ctrl-C again stops it now")
+            told = True
+        time.sleep(0.1)
+    # SIGKILL is delivered, but a process takes a moment to die and free its port.
+    deadline = time.monotonic() + KILL_WAIT
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        while child.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    main()
+    sys.stdout.reconfigure(line_buffering=True)  # the banner shows up at once, also in a pipe
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, interrupt)
+    children = []
+    status = 0
+    try:
+        status = main(children)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(children)
+    sys.exit(status)
