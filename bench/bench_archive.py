@@ -105,7 +105,7 @@ def child_pass(workers):
     import django
 
     django.setup()
-    from tasks.archive import archive_pass
+    from tasks.archive.passes import archive_pass
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
@@ -194,8 +194,8 @@ def main():
     from django.core.management import call_command
     from django.utils import timezone
 
+    from tasks.ingest.sync import sync_source
     from tasks.models import Source, Task
-    from tasks.sync import sync_source
 
     call_command("migrate", verbosity=0)
     ctx = multiprocessing.get_context("spawn")

@@ -27,8 +27,8 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from tasks.ingest.records import normalise  # noqa: E402
 from tasks.models import Source, Task  # noqa: E402
-from tasks.records import normalise  # noqa: E402
 
 # All finished: the unfinished tasks of a benchmark are exactly the ones it passes in.
 STATUSES = ["SUCCESS"] * 87 + ["FAILURE"] * 10 + ["CANCEL"] * 3

@@ -33,7 +33,7 @@ from django.urls import include, path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from tasks.models import Task  # noqa: E402
-from tasks.views import PAGE_SIZE, make_cursor  # noqa: E402
+from tasks.web.views import PAGE_SIZE, make_cursor  # noqa: E402
 
 REPEAT = 5
 DEEP_PAGE = 1000

@@ -11,10 +11,12 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from . import deletion, search, sync
-from .image_urls import image_lost, large_url, live_link, thumb_size, thumb_url
-from .images import is_web_url
-from .models import (
+from tasks import deletion
+from tasks.archive.display import image_lost, large_url, live_link, thumb_size, thumb_url
+from tasks.db import search
+from tasks.ingest import sync
+from tasks.links import is_web_url
+from tasks.models import (
     ApiToken,
     ImageState,
     InvalidRecord,
@@ -24,7 +26,7 @@ from .models import (
     TaskEvent,
     new_hook_token,
 )
-from .redaction import MASK, masker_for
+from tasks.redaction import MASK, masker_for
 
 # Tasks per "Refresh from proxy" action: one GET /fetch each, inside the web request,
 # which must end well within gunicorn's timeout.

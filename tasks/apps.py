@@ -7,10 +7,8 @@ class TasksConfig(AppConfig):
     verbose_name = "Midjourney mirror"
 
     def ready(self):
-        from . import (
-            checks,  # noqa: F401  (registers the system checks)
-            search,
-        )
+        from tasks import checks  # noqa: F401  (registers the system checks)
+        from tasks.db import search
 
         # The SQLite search triggers call a Python function: register it on every connection.
         search.install()
@@ -21,14 +19,14 @@ class TasksConfig(AppConfig):
 
 
 def after_migrate(sender, using="default", **kwargs):
-    from .bootstrap import ensure_default_source, ensure_schedules
+    from tasks.bootstrap import ensure_default_source, ensure_schedules
 
     ensure_schedules()
     ensure_default_source()
 
 
 def remember_secrets(sender, instance, **kwargs):
-    from .redaction import remember
+    from tasks.redaction import remember
 
     loaded = instance.__dict__  # a deferred field stays deferred: no query
     remember([loaded.get("secret"), loaded.get("hook_token")])

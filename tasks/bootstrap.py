@@ -7,16 +7,16 @@ functions are idempotent, so running them again changes nothing.
 from django.conf import settings
 from django.db import transaction
 
-from .models import Source
+from tasks.models import Source
 
 SCHEDULES = {
     # name: (function, minutes: a setting's name or a number)
-    "mjsite: light sync": ("tasks.sync.light_pass", "MJ_SYNC_MINUTES"),
-    "mjsite: full sync": ("tasks.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
-    "mjsite: image archive": ("tasks.archive.archive_pass", "MJ_ARCHIVE_MINUTES"),
+    "mjsite: light sync": ("tasks.ingest.sync.light_pass", "MJ_SYNC_MINUTES"),
+    "mjsite: full sync": ("tasks.ingest.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
+    "mjsite: image archive": ("tasks.archive.passes.archive_pass", "MJ_ARCHIVE_MINUTES"),
     # The overview refreshes the roll-up itself too; this keeps the work off its
     # requests and recomputes a few hours each time (tasks/rollup.py's SWEEP).
-    "mjsite: overview roll-up": ("tasks.rollup.scheduled_refresh", 5),
+    "mjsite: overview roll-up": ("tasks.reports.rollup.scheduled_refresh", 5),
 }
 
 

@@ -7,9 +7,9 @@ and both go through here so that neither leaves image files or overview counts b
 from django.db import transaction
 from django.db.models import Q
 
-from . import rollup
-from .archive import delete_file, is_preview_of
-from .models import Task, TaskEvent
+from tasks.archive.passes import delete_file, is_preview_of
+from tasks.models import Task, TaskEvent
+from tasks.reports import rollup
 
 COLUMNS = ("pk", "image_file", "thumb_file", "submitted")
 

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from . import lookups  # noqa: F401 (registers the const and const_in lookups)
+from tasks.db import lookups  # noqa: F401 (registers the const and const_in lookups)
 
 # Statuses after which a task never changes again upstream (FACTS.md).
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCEL")

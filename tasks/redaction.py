@@ -40,7 +40,7 @@ def secret_values(rows=None):
     secret that contains another is masked whole). `rows` of (secret, hook_token) save
     the query where a page reads the sources anyway."""
     if rows is None:
-        from .models import Source  # here, so that the logging filter can import this module
+        from tasks.models import Source  # here, so that the logging filter can import this module
 
         rows = Source.objects.values_list("secret", "hook_token")
     found = {value for row in rows for value in row if value}

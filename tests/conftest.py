@@ -68,7 +68,7 @@ def make_source(db):
 
 @pytest.fixture
 def fault_server():
-    from .faultserver import FaultServer
+    from tests.faultserver import FaultServer
 
     server = FaultServer().start()
     yield server
@@ -77,7 +77,7 @@ def fault_server():
 
 def make_task(source, **overrides):
     """A stored task built from a minimal record, for tests that need rows fast."""
-    from tasks.records import normalise
+    from tasks.ingest.records import normalise
 
     record = {
         "id": overrides.pop("task_id", "1700000000000001"),

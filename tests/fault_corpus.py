@@ -20,9 +20,8 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tasks.json_items import iter_items_in_place
-
-from .faultserver import Reply
+from tasks.ingest.json_items import iter_items_in_place
+from tests.faultserver import Reply
 
 LIST = ("GET", "/mj/task/list")
 QUEUE = ("GET", "/mj/task/queue")

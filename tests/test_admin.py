@@ -10,10 +10,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import escape
 
+from tasks.ingest.sync import ingest
 from tasks.models import Source, SyncRun, Task
-from tasks.sync import ingest
-
-from .conftest import make_task
+from tests.conftest import make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -129,8 +128,8 @@ def archived(source, tmp_path, settings):
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    from tasks import rollup
     from tasks.models import TaskEvent
+    from tasks.reports import rollup
 
     settings.MEDIA_ROOT = tmp_path / "media"
     shared = default_storage.save("images/ab/shared.png", ContentFile(b"png"))
@@ -148,8 +147,8 @@ def archived(source, tmp_path, settings):
 def assert_deleted_with_what_hangs_on_it(archived):
     from django.core.files.storage import default_storage
 
-    from tasks import rollup
     from tasks.models import RolledHour, TaskEvent
+    from tasks.reports import rollup
 
     assert not Task.objects.filter(pk=archived["gone"].pk).exists()
     assert not TaskEvent.objects.filter(task_id=archived["gone"].pk).exists()
@@ -327,8 +326,8 @@ def test_a_superuser_revokes_an_api_token_in_the_admin(admin_client, source, mon
     from django.test import Client
 
     from tasks.admin import ApiTokenAdmin
+    from tasks.api.tokens import create_token
     from tasks.models import ApiToken
-    from tasks.tokens import create_token
 
     make_task(source)
     row, token = create_token(User.objects.create_user("script"))
@@ -370,7 +369,7 @@ def task_editor(django_user_model):
 def test_staff_refresh_selected_tasks_from_a_live_simulator(
     client, task_editor, start_sim, make_source, clock
 ):
-    from tasks.sync import sync_source
+    from tasks.ingest.sync import sync_source
 
     sim = start_sim("novicezk")
     source = make_source(sim)
@@ -493,7 +492,7 @@ def test_the_change_page_shows_the_archived_thumbnail_linked_to_the_original(
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from tasks.image_urls import media_url
+    from tasks.archive.display import media_url
     from tasks.models import ImageState
 
     # Named as the archive names them (content-addressed), which the media view requires.

@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
+from tasks.ingest.sync import ingest
 from tasks.models import Source, SyncRun
-from tasks.sync import ingest
 
 pytestmark = pytest.mark.django_db
 

@@ -15,13 +15,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from tasks.api.openapi import schema as openapi_schema
+from tasks.api.tokens import create_token
+from tasks.ingest.sync import ingest, sync_source
 from tasks.models import ApiToken, Source, SourceKind, SyncRun, Task
-from tasks.openapi import schema as openapi_schema
 from tasks.redaction import Masker
-from tasks.sync import ingest, sync_source
-from tasks.tokens import create_token
-
-from .conftest import FIXTURES, make_task
+from tests.conftest import FIXTURES, make_task
 
 pytestmark = pytest.mark.django_db
 

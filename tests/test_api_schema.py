@@ -21,14 +21,13 @@ from django.urls import reverse
 from hypothesis import HealthCheck, settings
 
 from mjsite.wsgi import application
-from tasks.api import MAX_IDS, MAX_LIMIT
+from tasks.api.openapi import EXAMPLE_ID, EXAMPLE_IDS
+from tasks.api.openapi import schema as openapi_schema
+from tasks.api.tokens import create_token
+from tasks.api.views import MAX_IDS, MAX_LIMIT
+from tasks.ingest.sync import ingest
 from tasks.models import Source
-from tasks.openapi import EXAMPLE_ID, EXAMPLE_IDS
-from tasks.openapi import schema as openapi_schema
-from tasks.sync import ingest
-from tasks.tokens import create_token
-
-from .conftest import load_fixture
+from tests.conftest import load_fixture
 
 
 @pytest.fixture

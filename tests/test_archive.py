@@ -24,16 +24,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image
 
-from tasks import archive, image_urls
-from tasks.archive import archive_pass, due, status_counts
+from tasks.archive import display as image_urls
+from tasks.archive import passes as archive
+from tasks.archive.display import image_lost, large_url, thumb_size, thumb_url
+from tasks.archive.fetch import Fetcher, FetchError, Policy, Refused, resolve_origin
+from tasks.archive.passes import archive_pass, due, status_counts
 from tasks.bootstrap import ensure_schedules
-from tasks.image_urls import image_lost, large_url, thumb_size, thumb_url
+from tasks.ingest.sync import ingest, sync_source
 from tasks.models import ImageState, Source, SourceKind, Task
-from tasks.safe_fetch import Fetcher, FetchError, Policy, Refused, resolve_origin
-from tasks.sync import ingest, sync_source
-
-from .conftest import make_task
-from .faultserver import Reply
+from tests.conftest import make_task
+from tests.faultserver import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -1002,5 +1002,5 @@ def test_the_archive_schedule_exists_after_bootstrap():
     ensure_schedules()
 
     (schedule,) = Schedule.objects.filter(name="mjsite: image archive")
-    assert schedule.func == "tasks.archive.archive_pass"
+    assert schedule.func == "tasks.archive.passes.archive_pass"
     assert schedule.minutes == 1

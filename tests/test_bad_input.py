@@ -13,13 +13,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.hooks import MAX_HOOK_BODY
+from tasks.ingest.hooks import MAX_HOOK_BODY
+from tasks.ingest.records import raw_hash
+from tasks.ingest.sync import sync_source
 from tasks.models import InvalidRecord, Source, SyncRun, Task
-from tasks.records import raw_hash
-from tasks.sync import sync_source
-
-from .conftest import make_task
-from .faultserver import Reply
+from tests.conftest import make_task
+from tests.faultserver import Reply
 
 pytestmark = pytest.mark.django_db
 

@@ -16,11 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from tasks import rollup
+from tasks.ingest.sync import ingest, sync_source
 from tasks.models import Source, Task
-from tasks.sync import ingest, sync_source
-
-from .test_pages import record
+from tasks.reports import rollup
+from tests.test_pages import record
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made between
 # browser steps are plain synchronous code all the same.

@@ -9,10 +9,9 @@ import json
 import pytest
 import requests
 
-from tasks.json_items import Item
-from tasks.mj_client import ProxyClient, ProxyError
-
-from .faultserver import Reply
+from tasks.ingest.client import ProxyClient, ProxyError
+from tasks.ingest.json_items import Item
+from tests.faultserver import Reply
 
 FLAVORS = ["novicezk", "trueai", "relay"]
 UNKNOWN_ID = "1700000000000999"

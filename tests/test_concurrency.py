@@ -26,13 +26,12 @@ from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
 
-from tasks import records, sync
+from tasks.ingest import records, sync
+from tasks.ingest.sync import claim_lease, ingest, release_lease, sync_source
 from tasks.models import Source, SyncRun, Task, TaskEvent
 from tasks.simulator import ManualClock, RealClock, Simulator
-from tasks.sync import claim_lease, ingest, release_lease, sync_source
-
-from .faultserver import wait_for
-from .test_crash_safety import database_url, kill, manage
+from tests.faultserver import wait_for
+from tests.test_crash_safety import database_url, kill, manage
 
 ROOT = Path(__file__).resolve().parent.parent
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -115,7 +114,7 @@ class QCluster:
         # Tasks are signed with the cluster's name as salt: sign as that cluster would.
         with mock.patch.object(Conf, "PREFIX", self.name):
             async_task(
-                "tasks.sync.sync_source_by_id",
+                "tasks.ingest.sync.sync_source_by_id",
                 source.pk,
                 full,
                 broker=ORM(list_key=self.name),

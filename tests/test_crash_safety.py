@@ -31,12 +31,11 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from tasks import records
+from tasks.ingest import records
+from tasks.ingest.sync import BATCH, sync_source
 from tasks.models import Source, SyncRun, Task, TaskEvent
 from tasks.simulator import ManualClock, Simulator
-from tasks.sync import BATCH, sync_source
-
-from .faultserver import Reply, wait_for
+from tests.faultserver import Reply, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = 16_000  # a full pass from scratch: a few seconds on either database

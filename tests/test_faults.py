@@ -14,11 +14,10 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import records
+from tasks.ingest import records
+from tasks.ingest.sync import ingest, sync_source
 from tasks.models import InvalidRecord, Source, SyncRun, Task
-from tasks.sync import ingest, sync_source
-
-from .fault_corpus import (
+from tests.fault_corpus import (
     CORPUS,
     FRESH,
     Context,
@@ -27,7 +26,7 @@ from .fault_corpus import (
     list_replacing_with,
     queue_aimed,
 )
-from .faultserver import FaultServer, Reply
+from tests.faultserver import FaultServer, Reply
 
 pytestmark = pytest.mark.django_db
 

@@ -18,10 +18,9 @@ from django.test import Client
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tasks.api.tokens import create_token
 from tasks.models import Source
-from tasks.tokens import create_token
-
-from .conftest import make_task
+from tests.conftest import make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.json_items import NotAnArray, iter_items, iter_items_in_place, read_item
+from tasks.ingest.json_items import NotAnArray, iter_items, iter_items_in_place, read_item
 
 VALUES = st.recursive(
     st.none()

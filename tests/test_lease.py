@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks import sync
+from tasks.ingest import sync
 from tasks.models import Source, SyncRun, Task
 
 

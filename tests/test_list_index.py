@@ -5,12 +5,11 @@ import json
 
 import pytest
 
-from tasks import json_items
-from tasks.json_items import iter_items
+from tasks.ingest import json_items
+from tasks.ingest.json_items import iter_items
+from tasks.ingest.sync import ingest, sync_source
 from tasks.models import InvalidRecord, Source, SyncRun, Task
-from tasks.sync import ingest, sync_source
-
-from .faultserver import Reply
+from tests.faultserver import Reply
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 
-from tasks.tokens import create_token
+from tasks.api.tokens import create_token
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM beside the browser test
 

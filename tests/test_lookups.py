@@ -3,7 +3,7 @@
 import pytest
 from django.db import OperationalError, connection
 
-from tasks.lookups import literal
+from tasks.db.lookups import literal
 from tasks.models import Source, Task
 
 pytestmark = pytest.mark.django_db

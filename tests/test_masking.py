@@ -16,8 +16,7 @@ from django.urls import reverse
 
 from tasks.models import InvalidRecord, Source, Task
 from tasks.redaction import MASK, Masker
-
-from .test_security import admin_pages, all_pages, body_of, client_for, make_user
+from tests.test_security import admin_pages, all_pages, body_of, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 

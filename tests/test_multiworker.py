@@ -38,10 +38,9 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from tasks import sync
+from tasks.ingest import sync
 from tasks.models import FINISHED_STATUSES, Source, SyncRun, Task
-
-from .conftest import IN_CI
+from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -229,7 +228,7 @@ def queue(cluster_name, source_id, full=True):
     from django_q.tasks import async_task
 
     with on_queue_of(cluster_name):
-        async_task("tasks.sync.sync_source_by_id", source_id, full)
+        async_task("tasks.ingest.sync.sync_source_by_id", source_id, full)
 
 
 def schedule_fires(cluster_name, func):

@@ -25,10 +25,9 @@ from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from tasks import metrics
 from tasks.models import ImageState, Source, SyncRun, Task, TaskEvent
-
-from .conftest import IN_CI, make_task
+from tasks.reports import metrics
+from tests.conftest import IN_CI, make_task
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -566,15 +565,15 @@ def test_production_security_settings_come_from_the_environment():
 def test_log_format_json_writes_one_object_per_line_to_stdout_with_hook_tokens_masked():
     code = (
         "import logging\n"
-        "log = logging.getLogger('tasks.hooks')\n"
+        "log = logging.getLogger('tasks.ingest.hooks')\n"
         "log.warning('refused POST /hooks/mj/%s/: %s', 'Sup3rSecretT0ken', 'not JSON')\n"
         "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('pass crashed')\n"
     )
     result = python_settings(code, LOG_FORMAT="json")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(x["level"], x["logger"]) for x in lines] == [
-        ("WARNING", "tasks.hooks"),
-        ("ERROR", "tasks.hooks"),
+        ("WARNING", "tasks.ingest.hooks"),
+        ("ERROR", "tasks.ingest.hooks"),
     ]
     assert lines[0]["message"] == "refused POST /hooks/mj/Sup3…/: not JSON"
     assert "Sup3rSecretT0ken" not in result.stdout + result.stderr

@@ -15,9 +15,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from tasks import views
+from tasks.ingest.sync import ingest
 from tasks.models import ImageState, Source, SyncRun, Task
-from tasks.sync import ingest
+from tasks.web import views
 
 pytestmark = pytest.mark.django_db
 
@@ -533,7 +533,7 @@ def test_walking_every_page_lists_each_task_once_in_order(client, source, sort):
     key, desc = views.SORTS[sort]
     qs = Task.objects.all()
     if key == "duration":
-        from tasks.forms import duration_expression
+        from tasks.web.filters import duration_expression
 
         qs = qs.annotate(duration=duration_expression())
     expected = [
@@ -784,7 +784,7 @@ def final_prompt_block(page):
 def test_describe_and_shorten_results_from_the_simulator_read_well(
     client, start_sim, make_source, clock
 ):
-    from tasks.sync import sync_source
+    from tasks.ingest.sync import sync_source
 
     sim = start_sim("novicezk")
     src = make_source(sim)
@@ -910,7 +910,7 @@ def test_staff_refresh_a_task_from_the_proxy(admin_client, start_sim, make_sourc
     sim = start_sim("novicezk")
     source = make_source(sim)
     task_id = sim.submit(prompt="灯塔")
-    from tasks.sync import sync_source
+    from tasks.ingest.sync import sync_source
 
     sync_source(source)
     task = Task.objects.get(task_id=task_id)
@@ -931,7 +931,7 @@ def test_staff_refresh_a_task_from_the_proxy(admin_client, start_sim, make_sourc
 def test_refreshing_a_task_the_proxy_forgot_says_the_mirror_keeps_it(
     admin_client, start_sim, make_source, clock
 ):
-    from tasks.sync import sync_source
+    from tasks.ingest.sync import sync_source
 
     sim = start_sim("novicezk")
     source = make_source(sim)

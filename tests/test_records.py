@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.records import (
+from tasks.ingest.records import (
     InvalidRecord,
     is_stale,
     newest,

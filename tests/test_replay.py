@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.images import link_expiry, same_picture
+from tasks.ingest.records import newest, normalise
+from tasks.ingest.sync import ingest, sync_source
+from tasks.links import link_expiry, same_picture
 from tasks.models import Source, SyncRun, Task
-from tasks.records import newest, normalise
 from tasks.simulator.links import Signer, snowflake
-from tasks.sync import ingest, sync_source
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ from django.db import connections
 from django.db.models import Sum
 from django.utils import timezone
 
-from tasks import rollup, stats
+from tasks.ingest.sync import ingest
 from tasks.models import HourlyCount, RolledHour, Source, Task
-from tasks.sync import ingest
-
-from .conftest import make_task
+from tasks.reports import overview as stats
+from tasks.reports import rollup
+from tests.conftest import make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
-from tasks import search
+from tasks.db import search
+from tasks.ingest.sync import ingest
 from tasks.models import Source, Task
-from tasks.sync import ingest
 
 sqlite_only = pytest.mark.skipif(
     connection.vendor != "sqlite", reason="the FTS5 triggers exist on SQLite only"

@@ -24,9 +24,9 @@ from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tasks import tokens
+from tasks.api import tokens
+from tasks.ingest.sync import ingest, sync_source
 from tasks.models import ApiToken, InvalidRecord, Source, SyncRun, Task
-from tasks.sync import ingest, sync_source
 
 pytestmark = pytest.mark.django_db
 

@@ -17,12 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from tasks.archive import archive_pass
+from tasks.archive.passes import archive_pass
+from tasks.ingest.sync import sync_source
 from tasks.models import ImageState, Source, SyncRun, Task
-from tasks.sync import sync_source
-
-from .conftest import make_task
-from .faultserver import FaultServer, Reply
+from tests.conftest import make_task
+from tests.faultserver import FaultServer, Reply
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .conftest import IN_CI
+from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.getenv("CI_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")

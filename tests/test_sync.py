@@ -11,12 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tasks.ingest.records import normalise
+from tasks.ingest.sync import claim_lease, ingest, refresh_tasks, release_lease, sync_source
 from tasks.models import InvalidRecord, Source, SourceKind, SyncRun, Task, TaskEvent
-from tasks.records import normalise
-from tasks.sync import claim_lease, ingest, refresh_tasks, release_lease, sync_source
-
-from .conftest import make_task
-from .faultserver import Reply
+from tests.conftest import make_task
+from tests.faultserver import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -486,12 +485,12 @@ def test_migrate_creates_the_sync_schedules_and_does_not_duplicate_them(db, sett
     light = Schedule.objects.get(name="mjsite: light sync")
     full = Schedule.objects.get(name="mjsite: full sync")
     assert (light.func, light.schedule_type, light.minutes) == (
-        "tasks.sync.light_pass",
+        "tasks.ingest.sync.light_pass",
         Schedule.MINUTES,
         7,
     )
     assert (full.func, full.schedule_type, full.minutes) == (
-        "tasks.sync.full_pass",
+        "tasks.ingest.sync.full_pass",
         Schedule.MINUTES,
         45,
     )

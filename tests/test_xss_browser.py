@@ -18,10 +18,9 @@ from urllib.parse import quote, urlencode
 import pytest
 from django.urls import reverse
 
+from tasks.ingest.sync import ingest
 from tasks.models import InvalidRecord, Source, SyncRun, Task
-from tasks.sync import ingest
-
-from .xss_payloads import FIRED, IMAGE_URLS, MARKER, PAYLOADS, SCHEMES, groups, short
+from tests.xss_payloads import FIRED, IMAGE_URLS, MARKER, PAYLOADS, SCHEMES, groups, short
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM between browser steps
 

@@ -5,13 +5,13 @@ from django.db import migrations
 
 
 def create(apps, schema_editor):
-    from tasks import search
+    from tasks.db import search
 
     search.create_schema(schema_editor)
 
 
 def drop(apps, schema_editor):
-    from tasks import search
+    from tasks.db import search
 
     search.drop_schema(schema_editor)
 

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from tasks.archive import archive_pass, status_counts
+from tasks.archive.passes import archive_pass, status_counts
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks.bootstrap import ensure_default_source
+from tasks.ingest.sync import sync_source
 from tasks.models import Source, SyncRun
 from tasks.redaction import redact, secret_values
-from tasks.sync import sync_source
 
 
 class Command(BaseCommand):

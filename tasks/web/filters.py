@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 
-from . import search
-from .records import clean_text
+from tasks.db import search
+from tasks.ingest.records import clean_text
 
 # Time-range presets: the `range` parameter, a moving window ending now.
 RANGES = {

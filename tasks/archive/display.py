@@ -6,9 +6,9 @@ they read)."""
 from django.urls import reverse
 from django.utils import timezone
 
-from .archive import THUMB_SIZE
-from .images import is_web_url, same_picture
-from .models import ImageState
+from tasks.archive.passes import THUMB_SIZE
+from tasks.links import is_web_url, same_picture
+from tasks.models import ImageState
 
 
 def media_url(name):

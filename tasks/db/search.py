@@ -243,8 +243,8 @@ def install():
     Must run at start-up in every process that writes tasks (the triggers call the
     function): TasksConfig.ready() calls it.
     """
-    connection_created.connect(on_connection_created, dispatch_uid="tasks.search")
-    post_migrate.connect(after_migrate, dispatch_uid="tasks.search.after_migrate")
+    connection_created.connect(on_connection_created, dispatch_uid="tasks.db.search")
+    post_migrate.connect(after_migrate, dispatch_uid="tasks.db.search.after_migrate")
     for conn in connections.all(initialized_only=True):
         if conn.vendor == "sqlite" and conn.connection is not None:
             register_function(conn.connection)

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import views
+from tasks.web import views
 
 app_name = "tasks"
 

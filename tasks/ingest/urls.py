@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import hooks
+from tasks.ingest import hooks
 
 app_name = "hooks"
 

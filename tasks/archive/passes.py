@@ -43,9 +43,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .images import same_picture
-from .models import FINISHED_STATUSES, ArchiveStatus, ImageState, Source, Task
-from .safe_fetch import (
+from tasks.archive.fetch import (
     Fetcher,
     FetchError,
     Policy,
@@ -55,6 +53,8 @@ from .safe_fetch import (
     resolve_origin,
     short,
 )
+from tasks.links import same_picture
+from tasks.models import FINISHED_STATUSES, ArchiveStatus, ImageState, Source, Task
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,13 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import bulk_sql, records
-from .images import is_web_url, link_expiry
-from .json_items import Item
-from .mj_client import ProxyClient, ProxyError
-from .models import (
+from tasks.archive.fetch import resolve_origin
+from tasks.db import bulk as bulk_sql
+from tasks.ingest import records
+from tasks.ingest.client import ProxyClient, ProxyError
+from tasks.ingest.json_items import Item
+from tasks.links import is_web_url, link_expiry
+from tasks.models import (
     FINISHED_STATUSES,
     ImageState,
     InvalidRecord,
@@ -39,8 +41,7 @@ from .models import (
     SyncRun,
     Task,
 )
-from .redaction import redact, secret_values
-from .safe_fetch import resolve_origin
+from tasks.redaction import redact, secret_values
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiToken
+from tasks.models import ApiToken
 
 PREFIX_LENGTH = 8
 MAX_TOKEN_LENGTH = 200  # anything longer is no token of ours; not worth hashing

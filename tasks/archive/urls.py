@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import media_views
+from tasks.archive import media as media_views
 
 app_name = "media"
 

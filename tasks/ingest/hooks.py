@@ -19,9 +19,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import records, sync
-from .json_items import WHITESPACE, decode_item
-from .models import Source
+from tasks.ingest import records, sync
+from tasks.ingest.json_items import WHITESPACE, decode_item
+from tasks.models import Source
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr, Trunc
 from django.utils import timezone
 
-from .models import HourlyCount, RolledHour, Task
+from tasks.models import HourlyCount, RolledHour, Task
 
 DAYS = 30  # the overview's window (stats.WINDOW_DAYS); older hours are dropped
 HOUR = timedelta(hours=1)

@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import metrics
-from .stats import sources_with_health
+from tasks.reports import metrics
+from tasks.reports.overview import sources_with_health
 
 log = logging.getLogger(__name__)
 

@@ -110,7 +110,7 @@ EXAMPLE_IDS = [EXAMPLE_ID, "0400192973884162", "1700000000000001", "1"]
 
 @functools.cache
 def _schema():
-    from .api import MAX_DIGITS, MAX_IDS, MAX_LIMIT
+    from tasks.api.views import MAX_DIGITS, MAX_IDS, MAX_LIMIT
 
     repeatable = {"type": "array", "items": {"type": "string"}}
     moment = {

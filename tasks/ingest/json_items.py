@@ -13,7 +13,7 @@ import re
 import sys
 from typing import NamedTuple
 
-from .records import MAX_DEPTH, nested_too_deep
+from tasks.ingest.records import MAX_DEPTH, nested_too_deep
 
 CHUNK = 1 << 20  # bytes read at a time
 WHITESPACE = " \t\n\r"

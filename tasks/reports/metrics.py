@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max
 from django.utils import timezone
 
-from .models import Source, SyncRun, Task
+from tasks.models import Source, SyncRun, Task
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from datetime import UTC
 
 from django.db import IntegrityError, connection, models
 
-from .models import Task, TaskEvent
+from tasks.models import Task, TaskEvent
 
 MAX_ROWS = 500  # rows per statement, within SQLite's parameter limit
 

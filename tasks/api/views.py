@@ -26,11 +26,11 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from . import tokens
-from .models import Source, Task
-from .openapi import schema
-from .records import ID_PATTERN
-from .redaction import Masker
+from tasks.api import tokens
+from tasks.api.openapi import schema
+from tasks.ingest.records import ID_PATTERN
+from tasks.models import Source, Task
+from tasks.redaction import Masker
 
 log = logging.getLogger(__name__)
 

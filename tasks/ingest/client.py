@@ -29,7 +29,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .json_items import (
+from tasks.archive.fetch import media_type
+from tasks.ingest.json_items import (
     WHITESPACE,
     NotAnArray,
     decode_item,
@@ -37,7 +38,6 @@ from .json_items import (
     iter_items_in_place,
     read_item,
 )
-from .safe_fetch import media_type
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .images import link_expiry
+from tasks.links import link_expiry
 
 STATE_RANK = {
     "NOT_START": 0,

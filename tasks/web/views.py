@@ -18,8 +18,16 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from . import search, stats, sync
-from .forms import (
+from tasks.archive.display import image_lost, large_url, thumb_size, thumb_url
+from tasks.db import search
+from tasks.ingest import sync
+from tasks.ingest.json_items import too_deep
+from tasks.ingest.records import ID_PATTERN
+from tasks.models import Source, SyncRun, Task
+from tasks.redaction import Masker, secret_values
+from tasks.reports import overview as stats
+from tasks.templatetags.task_tags import status_class
+from tasks.web.filters import (
     RANGES,
     SORT_LABELS,
     SORTS,
@@ -27,12 +35,6 @@ from .forms import (
     duration_expression,
     parse_cursor,
 )
-from .image_urls import image_lost, large_url, thumb_size, thumb_url
-from .json_items import too_deep
-from .models import Source, SyncRun, Task
-from .records import ID_PATTERN
-from .redaction import Masker, secret_values
-from .templatetags.task_tags import status_class
 
 PAGE_SIZE = 50
 GALLERY_PAGE_SIZE = 60

@@ -20,8 +20,9 @@ from django.db.models import F, FloatField, Func, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from . import archive, rollup
-from .models import FINISHED_STATUSES, Source, SyncRun, Task
+from tasks.archive import passes as archive
+from tasks.models import FINISHED_STATUSES, Source, SyncRun, Task
+from tasks.reports import rollup
 
 WINDOW_DAYS = rollup.DAYS
 CACHE_KEY, CACHE_SECONDS = "mjsite:overview", 60

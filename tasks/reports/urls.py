@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import health
+from tasks.reports import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
