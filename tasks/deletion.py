@@ -7,7 +7,7 @@ and both go through here so that neither leaves image files or overview counts b
 from django.db import transaction
 from django.db.models import Q
 
-from tasks.archive.passes import delete_file, is_preview_of
+from tasks.archive.files import delete_file, is_preview_of
 from tasks.models import Task, TaskEvent
 from tasks.reports import rollup
 

@@ -28,7 +28,8 @@ from tasks.archive import display as image_urls
 from tasks.archive import passes as archive
 from tasks.archive.display import image_lost, large_url, thumb_size, thumb_url
 from tasks.archive.fetch import Fetcher, FetchError, Policy, Refused, resolve_origin
-from tasks.archive.passes import archive_pass, due, status_counts
+from tasks.archive.passes import archive_pass, due
+from tasks.archive.status import status_counts
 from tasks.bootstrap import ensure_schedules
 from tasks.ingest.sync import ingest, sync_source
 from tasks.models import ImageState, Source, SourceKind, Task

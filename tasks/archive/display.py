@@ -6,7 +6,7 @@ they read)."""
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.archive.passes import THUMB_SIZE
+from tasks.archive.files import THUMB_SIZE
 from tasks.links import is_web_url, same_picture
 from tasks.models import ImageState
 

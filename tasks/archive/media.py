@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponseNotModified
 from django.views.decorators.http import require_safe
 
-from tasks.archive.passes import FORMATS
+from tasks.archive.files import FORMATS
 
 TYPES = {ext: mime for ext, mime in FORMATS.values()}
 EXT = r"\.(?:png|jpg|webp|gif)"

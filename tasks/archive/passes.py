@@ -38,7 +38,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db.models import Case, Count, F, Q, TextField, Value, When
+from django.db.models import Case, F, Q, TextField, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -53,19 +53,13 @@ from tasks.archive.fetch import (
     resolve_origin,
     short,
 )
+from tasks.archive.files import FORMATS, THUMB_SIZE, delete_file, is_preview_of
+from tasks.archive.status import update_status
 from tasks.links import same_picture
-from tasks.models import FINISHED_STATUSES, ArchiveStatus, ImageState, Source, Task
+from tasks.models import FINISHED_STATUSES, ImageState, Source, Task
 
 log = logging.getLogger(__name__)
 
-# Pillow decoders we accept; anything else (EPS, PSD, TIFF...) is never even tried.
-FORMATS = {
-    "PNG": ("png", "image/png"),
-    "JPEG": ("jpg", "image/jpeg"),
-    "WEBP": ("webp", "image/webp"),
-    "GIF": ("gif", "image/gif"),
-}
-THUMB_SIZE = 320  # the long side, in pixels
 THUMB_QUALITY = 80
 BACKOFF_MINUTES = (1, 5, 30)  # after the 1st, 2nd and 3rd failed attempt; the 4th gives up
 CLAIM_MINUTES = 10  # a claimed task waits this long before another pass may take it
@@ -458,10 +452,6 @@ def holds_whole(storage, name, size):
 # Old files
 
 
-def is_preview_of(name, pk):
-    return name.startswith(f"previews/{pk}/")
-
-
 def discard(name, pk):
     """Delete a file this task no longer uses, unless another task still does."""
     if not is_preview_of(name, pk):
@@ -470,13 +460,6 @@ def discard(name, pk):
         if Task.objects.filter(Q(image_file=name) | Q(thumb_file=name)).exists():
             return
     delete_file(name)
-
-
-def delete_file(name):
-    try:
-        default_storage.delete(name)
-    except OSError as exc:
-        log.warning("could not delete %s: %s", name, exc)
 
 
 def prune_originals(now, batch, started, budget):
@@ -507,60 +490,3 @@ def prune_originals(now, batch, started, budget):
         if len(rows) < batch or time.monotonic() - started > budget:
             break
     return pruned
-
-
-# What the overview shows
-
-
-def status_counts():
-    """{"archived": n, "pending": n, "failed": n, "lost": n, "none": n}, in one query."""
-    counts = dict.fromkeys(ImageState.values, 0)
-    rows = Task.objects.order_by().values_list("image_state").annotate(n=Count("pk"))
-    for state, n in rows:
-        counts[state] = counts.get(state, 0) + n
-    return counts
-
-
-# status_counts() reads the whole table (1.7 s on SQLite with a million tasks): too slow
-# for a page. So the passes keep the counts of the states they move tasks into, in the
-# one-row ArchiveStatus table, and the overview reads them (and counts `pending` itself,
-# by task_image_pending_idx). A pass recounts every RECOUNT, which also catches what only
-# the sync and deletions change (a re-signed link takes an archived task back to
-# pending); between recounts it adds what it moved itself.
-RECOUNT = timedelta(minutes=5)
-
-
-def load_status():
-    """{"archived", "failed", "lost": n, "counted", "updated": datetime} as the passes
-    keep them, or None before the first pass."""
-    return (
-        ArchiveStatus.objects.filter(pk=1)
-        .values("archived", "failed", "lost", "counted", "updated")
-        .first()
-    )
-
-
-def update_status(now, counts):
-    """After a pass: recount if the counts are missing or old, else add this pass's moves."""
-    status = load_status()
-    if status is None or not timedelta(0) <= now - status["counted"] < RECOUNT:
-        totals = status_counts()
-        ArchiveStatus.objects.update_or_create(
-            pk=1,
-            defaults={
-                "archived": totals.get("archived", 0),
-                "failed": totals.get("failed", 0),
-                "lost": totals.get("lost", 0),
-                "counted": now,
-                "updated": now,
-            },
-        )
-    elif counts.archived or counts.kept or counts.failed or counts.lost:
-        # Every move of a pass starts from pending, which the overview counts itself.
-        # Added in the database: two passes at once must not lose each other's moves.
-        ArchiveStatus.objects.filter(pk=1).update(
-            archived=F("archived") + counts.archived + counts.kept,
-            failed=F("failed") + counts.failed,
-            lost=F("lost") + counts.lost,
-            updated=now,
-        )

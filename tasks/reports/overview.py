@@ -20,7 +20,7 @@ from django.db.models import F, FloatField, Func, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from tasks.archive import passes as archive
+from tasks.archive import status as archive_status
 from tasks.models import FINISHED_STATUSES, Source, SyncRun, Task
 from tasks.reports import rollup
 
@@ -130,8 +130,8 @@ def compute(now):
 def image_status():
     """The archive's status line: `pending` counted now (task_image_pending_idx: the
     backlog, a small part of the table), the other states as the archive passes keep
-    them (tasks/archive.py, load_status; None before the first pass)."""
-    status = archive.load_status() or {}
+    them (tasks/archive/status.py, load_status; None before the first pass)."""
+    status = archive_status.load_status() or {}
     return {
         "archived": status.get("archived"),
         "pending": Task.objects.pending_images().count(),

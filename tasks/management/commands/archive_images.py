@@ -2,7 +2,8 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from tasks.archive.passes import archive_pass, status_counts
+from tasks.archive.passes import archive_pass
+from tasks.archive.status import status_counts
 
 
 class Command(BaseCommand):
