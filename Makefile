@@ -17,6 +17,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: $(VENV)/.installed lint
 	$(PY) manage.py makemigrations --check --dry-run

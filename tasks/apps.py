@@ -8,7 +8,7 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         from tasks import checks  # noqa: F401  (registers the system checks)
-        from tasks.db import search
+        from tasks.db import lookups, search  # noqa: F401  (lookups registers const, const_in)
 
         # The SQLite search triggers call a Python function: register it on every connection.
         search.install()

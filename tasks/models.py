@@ -6,8 +6,6 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from tasks.db import lookups  # noqa: F401 (registers the const and const_in lookups)
-
 # Statuses after which a task never changes again upstream (FACTS.md).
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCEL")
 
