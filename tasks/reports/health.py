@@ -15,13 +15,14 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from tasks.reports import metrics
 from tasks.reports.overview import sources_with_health
 
 log = logging.getLogger(__name__)
 
-# The overview's sync-health warnings (tasks/stats.py), in the words /healthz uses.
+# The overview's sync-health warnings (tasks/reports/overview.py), in the words /healthz uses.
 STATUS = {"": "ok", "silent": "stale", "failing": "failing"}
 
 
@@ -64,4 +65,6 @@ def metrics_view(request):
         response = HttpResponse("a bearer token is needed\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="mjsite metrics"'
         return response
-    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
+    # generate_latest writes text format 0.0.4, and prometheus_client's own handlers label it
+    # CONTENT_TYPE_PLAIN_0_0_4 (its CONTENT_TYPE_LATEST now says version=1.0.0).
+    return HttpResponse(generate_latest(metrics.registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,10 +1,12 @@
-"""What /metrics reports, in Prometheus' text format (written by hand: it is simple).
+"""What /metrics reports: a prometheus_client collector over mjsite's own tables.
 
-Every query is bounded. The two full-table counts (tasks by status, the archive's
-backlog) are served by indexes (task_status_action_idx, task_image_pending_idx), yet
-still read every row: about half a second each on a million tasks in PostgreSQL, so
-they are kept in the cache for MJ_METRICS_CACHE_SECONDS. Sync figures come from the
-SyncRun rows of the last day (syncrun_source_started_idx), hook counts from Source.
+The collector runs its queries at every scrape, on a private registry (no process or
+platform collectors), and health.py renders it with generate_latest. Every query is
+bounded. The two full-table counts (tasks by status, the archive's backlog) are served by
+indexes (task_status_action_idx, task_image_pending_idx), yet still read every row: about
+half a second each on a million tasks in PostgreSQL, so they are kept in the cache for
+MJ_METRICS_CACHE_SECONDS. Sync figures come from the SyncRun rows of the last day
+(syncrun_source_started_idx), hook counts from Source.
 """
 
 import logging
@@ -14,84 +16,98 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max
 from django.utils import timezone
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tasks.models import Source, SyncRun, Task
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WINDOW = timedelta(days=1)
 CACHE_KEY = "mjsite:metrics:counts"
 
-
-class Exposition:
-    """Metric families in the order they are added, each with its HELP and TYPE."""
-
-    def __init__(self):
-        self.lines = []
-
-    def family(self, name, kind, help_text, samples):
-        self.lines.append(f"# HELP {name} {escape_help(help_text)}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            self.lines.append(f"{name}{format_labels(labels)} {format_value(value)}")
-
-    def text(self):
-        return "\n".join(self.lines) + "\n"
-
-
-def escape_help(text):
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def escape_label(value):
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def format_labels(labels):
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items()) + "}"
-
-
-def format_value(value):
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
-
-
-def render(now=None):
-    now = now or timezone.now()
-    out = Exposition()
-    counts = table_counts()
-    out.family(
-        "mjsite_tasks",
-        "gauge",
-        "Tasks in the mirror, by status.",
-        [({"status": status}, n) for status, n in sorted(counts["statuses"].items())],
-    )
-    out.family(
-        "mjsite_archive_backlog",
-        "gauge",
+# name: (family, HELP, label names), in the order they are exposed. The counters keep
+# their exposed names: CounterMetricFamily drops a trailing _total and the text format
+# puts it back on the HELP, TYPE and sample lines.
+FAMILIES = {
+    "mjsite_tasks": (GaugeMetricFamily, "Tasks in the mirror, by status.", ["status"]),
+    "mjsite_archive_backlog": (
+        GaugeMetricFamily,
         "Tasks whose image is not archived yet (image_state pending).",
-        [({}, counts["pending"])],
-    )
+        [],
+    ),
+    "mjsite_sync_passes_24h": (
+        GaugeMetricFamily,
+        "Sync passes started in the last 24 hours, by source and outcome.",
+        ["source", "outcome"],
+    ),
+    "mjsite_sync_pass_max_seconds_24h": (
+        GaugeMetricFamily,
+        "The longest finished sync pass of the last 24 hours, by source and kind.",
+        ["source", "kind"],
+    ),
+    "mjsite_sync_last_pass_seconds": (
+        GaugeMetricFamily,
+        "How long the last finished sync pass took, by source and kind (light or full).",
+        ["source", "kind"],
+    ),
+    "mjsite_sync_last_success_timestamp_seconds": (
+        GaugeMetricFamily,
+        "When the last successful sync pass of each enabled source ended (Unix time).",
+        ["source"],
+    ),
+    "mjsite_sync_last_pass_failed": (
+        GaugeMetricFamily,
+        "1 when the last finished sync pass of the source failed.",
+        ["source"],
+    ),
+    "mjsite_hooks_received_total": (
+        CounterMetricFamily,
+        "Notify-hook callbacks accepted, by source.",
+        ["source"],
+    ),
+    "mjsite_hooks_invalid_total": (
+        CounterMetricFamily,
+        "Notify-hook callbacks refused as invalid, by source.",
+        ["source"],
+    ),
+    "mjsite_queued_jobs": (
+        GaugeMetricFamily,
+        "Jobs waiting in django-q2's queue (sync and archive passes).",
+        [],
+    ),
+}
 
-    sources = list(Source.objects.order_by("name").values("pk", "name", "enabled"))
-    names = {s["pk"]: s["name"] for s in sources}
-    sync_figures(out, sources, names, now)
-    hook_figures(out)
-    queue = queued_tasks()
-    if queue is not None:
-        out.family(
-            "mjsite_queued_jobs",
-            "gauge",
-            "Jobs waiting in django-q2's queue (sync and archive passes).",
-            [({}, queue)],
-        )
-    return out.text()
+
+def family(name, samples=()):
+    """The family `name` with its samples: (label values in FAMILIES' order, value)."""
+    kind, help_text, labels = FAMILIES[name]
+    metric = kind(name, help_text, labels=labels)
+    for values, value in samples:
+        metric.add_metric(values, value)
+    return metric
+
+
+class MirrorCollector:
+    def describe(self):
+        # The names without a query: register() checks them and never calls collect().
+        return [family(name) for name in FAMILIES]
+
+    def collect(self):
+        now = timezone.now()
+        counts = table_counts()
+        yield family("mjsite_tasks", [([s], n) for s, n in sorted(counts["statuses"].items())])
+        yield family("mjsite_archive_backlog", [([], counts["pending"])])
+        sources = list(Source.objects.order_by("name").values("pk", "name", "enabled"))
+        yield from sync_figures(sources, now)
+        yield from hook_figures()
+        queue = queued_tasks()
+        if queue is not None:
+            yield family("mjsite_queued_jobs", [([], queue)])
+
+
+registry = CollectorRegistry()
+registry.register(MirrorCollector())
 
 
 def table_counts():
@@ -117,11 +133,11 @@ def table_counts():
     return counts
 
 
-def sync_figures(out, sources, names, now):
-    since = now - WINDOW
-    ids = [s["pk"] for s in sources]
+def sync_figures(sources, now):
+    names = {s["pk"]: s["name"] for s in sources}
     # source_id IN (...) AND started >= since: a range of syncrun_source_started_idx each.
-    recent = SyncRun.objects.filter(source_id__in=ids, started__gte=since).order_by()
+    recent = SyncRun.objects.filter(source_id__in=list(names), started__gte=now - WINDOW)
+    recent = recent.order_by()
     passes = recent.values_list("source_id", "outcome").annotate(n=Count("pk"))
     took = ExpressionWrapper(F("ended") - F("started"), output_field=DurationField())
     longest = (
@@ -130,21 +146,10 @@ def sync_figures(out, sources, names, now):
         .values_list("source_id", "kind")
         .annotate(longest=Max(took))
     )
-    out.family(
-        "mjsite_sync_passes_24h",
-        "gauge",
-        "Sync passes started in the last 24 hours, by source and outcome.",
-        [({"source": names[s], "outcome": o}, n) for s, o, n in sorted(passes)],
-    )
-    out.family(
+    yield family("mjsite_sync_passes_24h", [([names[s], o], n) for s, o, n in sorted(passes)])
+    yield family(
         "mjsite_sync_pass_max_seconds_24h",
-        "gauge",
-        "The longest finished sync pass of the last 24 hours, by source and kind.",
-        [
-            ({"source": names[s], "kind": k}, d.total_seconds())
-            for s, k, d in sorted(longest)
-            if d is not None
-        ],
+        [([names[s], k], d.total_seconds()) for s, k, d in sorted(longest) if d is not None],
     )
 
     last_pass, last_ok, last_failed = [], [], []
@@ -160,50 +165,24 @@ def sync_figures(out, sources, names, now):
                 .first()
             )
             if run is not None:
-                labels = {"source": s["name"], "kind": kind}
-                last_pass.append((labels, run.duration.total_seconds()))
+                last_pass.append(([s["name"], kind], run.duration.total_seconds()))
         ok = runs.filter(outcome=SyncRun.Outcome.OK).order_by("-started").values("ended").first()
         if ok is not None and ok["ended"] is not None:
-            last_ok.append(({"source": s["name"]}, ok["ended"].timestamp()))
+            last_ok.append(([s["name"]], ok["ended"].timestamp()))
         latest = runs.filter(ended__isnull=False).order_by("-started").values("outcome").first()
         failed = latest is not None and latest["outcome"] == SyncRun.Outcome.FAILED
-        last_failed.append(({"source": s["name"]}, failed))
-    out.family(
-        "mjsite_sync_last_pass_seconds",
-        "gauge",
-        "How long the last finished sync pass took, by source and kind (light or full).",
-        last_pass,
-    )
-    out.family(
-        "mjsite_sync_last_success_timestamp_seconds",
-        "gauge",
-        "When the last successful sync pass of each enabled source ended (Unix time).",
-        last_ok,
-    )
-    out.family(
-        "mjsite_sync_last_pass_failed",
-        "gauge",
-        "1 when the last finished sync pass of the source failed.",
-        last_failed,
-    )
+        last_failed.append(([s["name"]], 1 if failed else 0))
+    yield family("mjsite_sync_last_pass_seconds", last_pass)
+    yield family("mjsite_sync_last_success_timestamp_seconds", last_ok)
+    yield family("mjsite_sync_last_pass_failed", last_failed)
 
 
-def hook_figures(out):
+def hook_figures():
     rows = list(
         Source.objects.order_by("name").values_list("name", "hooks_received", "hooks_invalid")
     )
-    out.family(
-        "mjsite_hooks_received_total",
-        "counter",
-        "Notify-hook callbacks accepted, by source.",
-        [({"source": name}, received) for name, received, _ in rows],
-    )
-    out.family(
-        "mjsite_hooks_invalid_total",
-        "counter",
-        "Notify-hook callbacks refused as invalid, by source.",
-        [({"source": name}, invalid) for name, _, invalid in rows],
-    )
+    yield family("mjsite_hooks_received_total", [([name], n) for name, n, _ in rows])
+    yield family("mjsite_hooks_invalid_total", [([name], n) for name, _, n in rows])
 
 
 def queued_tasks():
