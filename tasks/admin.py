@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from tasks import deletion
@@ -35,7 +36,7 @@ REFRESH_LIMIT = 50
 
 def no_image(task):
     """Why a task that had an image shows none: (a word for the list, a sentence for
-    its page); None when it shows one (tasks/image_urls.py decides) or never had one."""
+    its page); None when it shows one (tasks/archive/display.py decides) or never had one."""
     if image_lost(task):
         return "lost", "image lost: the link expired before it could be copied"
     if thumb_url(task):
@@ -153,12 +154,42 @@ class SourceAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
         return f"{run.started:%Y-%m-%d %H:%M} {run.outcome}" if run else "never"
 
     def run_passes(self, request, queryset, full):
+        """Queue one pass per source for the sync worker, as the schedules do: a full pass
+        over 100,000 tasks outlasts the web request (nginx gives up after 60 s)."""
+        from django_q.tasks import async_task
+
+        kind = "full" if full else "light"
+        now = timezone.now()
         for source in queryset:
-            run = sync.sync_source(source, full=full)
-            level = messages.SUCCESS if run.outcome == SyncRun.Outcome.OK else messages.ERROR
-            self.message_user(
-                request, run.summary() + (f": {run.error}" if run.error else ""), level
+            if not source.enabled:
+                # sync_source_by_id passes over a disabled source, as the schedules do.
+                self.message_user(
+                    request, f"{source.name} is disabled: no pass queued.", messages.WARNING
+                )
+                continue
+            async_task(sync.sync_source_by_id, source.pk, full, group="mjsite-sync")
+            runs = reverse("admin:tasks_syncrun_changelist")
+            runs += "?" + urlencode({"source__id__exact": source.pk})
+            busy = ""
+            if source.lease_until and source.lease_until > now:
+                # What sync_source_by_id does when the source's lease is held.
+                busy = " A pass of this source is running now: " + (
+                    f"this one waits up to {sync.FULL_PASS_WAITS // 60} minutes for it to "
+                    "end, else it is recorded as skipped."
+                    if full
+                    else "unless it has ended when the worker takes this one, this one is "
+                    "recorded as skipped."
+                )
+            message = format_html(
+                "{}: {} pass queued for the sync worker; it appears in "
+                '<a href="{}">its sync runs</a> when it starts, with its counts when it '
+                "ends.{}",
+                source.name,
+                kind,
+                runs,
+                busy,
             )
+            self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description="Sync now (light pass)", permissions=["change"])
     def sync_now(self, request, queryset):
@@ -275,7 +306,7 @@ class TaskAdmin(ReadOnlyAdmin):
         return task
 
     def get_search_results(self, request, queryset, search_term):
-        # The pages' text search (tasks/search.py): its index, not a LIKE over every
+        # The pages' text search (tasks/db/search.py): its index, not a LIKE over every
         # prompt, and the same answers as /tasks/?q= (each word must match; an id matches).
         if not search_term.strip():
             return queryset, False

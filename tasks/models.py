@@ -6,19 +6,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-# Statuses after which a task never changes again upstream (FACTS.md).
+# Statuses after which a task never changes again upstream (CANCEL: plus and trueai).
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCEL")
-
-
-class Status(models.TextChoices):
-    # The known values; unknown ones are stored as they come, so the column is no enum.
-    NOT_START = "NOT_START"
-    SUBMITTED = "SUBMITTED"
-    MODAL = "MODAL"
-    IN_PROGRESS = "IN_PROGRESS"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    CANCEL = "CANCEL"
 
 
 class SourceKind(models.TextChoices):
@@ -44,7 +33,7 @@ class Source(models.Model):
     )
     # What base_url's host resolved to after the last pass that worked ({"host", "port",
     # "addresses"}): the image archive trusts the source's own host and port at these
-    # addresses only (tasks/safe_fetch.py), not at whatever its name answers later.
+    # addresses only (tasks/archive/fetch.py), not at whatever its name answers later.
     resolved_addresses = models.JSONField(default=dict, blank=True, editable=False)
     hook_token = models.CharField(max_length=64, unique=True, default=new_hook_token)
     last_hook_at = models.DateTimeField(null=True, blank=True)
@@ -77,7 +66,7 @@ class ImageState(models.TextChoices):
 
 class TaskQuerySet(models.QuerySet):
     def unfinished(self):
-        # Constants in the SQL, so that SQLite uses task_unfinished_idx (tasks/lookups.py).
+        # Constants in the SQL, so that SQLite uses task_unfinished_idx (tasks/db/lookups.py).
         return self.exclude(status__const_in=FINISHED_STATUSES).filter(gone_since__isnull=True)
 
     def pending_images(self):
@@ -120,7 +109,7 @@ class Task(models.Model):
     in_queue = models.BooleanField(default=False)
     gone_since = models.DateTimeField(null=True, blank=True)
 
-    # The image archive (tasks/archive.py): a copy of image_url taken while the link lives.
+    # The image archive (tasks/archive/passes.py): a copy of image_url taken while the link lives.
     image_state = models.CharField(
         max_length=10, choices=ImageState.choices, default=ImageState.NONE
     )
@@ -173,7 +162,7 @@ class Task(models.Model):
             models.Index(
                 fields=["source", "submitted"], name="task_in_queue_idx", condition=Q(in_queue=True)
             ),
-            # The overview's roll-up (tasks/rollup.py): the hours of recently changed tasks.
+            # The overview's roll-up (tasks/reports/rollup.py): the hours of recently changed tasks.
             models.Index(fields=["last_changed"], name="task_last_changed_idx"),
         ]
 
@@ -217,7 +206,7 @@ class TaskEvent(models.Model):
 
 class ArchiveStatus(models.Model):
     """The image archive's counts for the overview, in one row (pk 1) kept by the archive
-    passes (tasks/archive.py): a GROUP BY over a million tasks is too slow for a page."""
+    passes (tasks/archive/passes.py): a GROUP BY over a million tasks is too slow for a page."""
 
     archived = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
@@ -288,7 +277,7 @@ class SyncRun(models.Model):
 
 class HourlyCount(models.Model):
     """How many tasks were submitted in one UTC hour, per source, status, action and
-    fail reason: the overview's figures (tasks/rollup.py), summed over hours instead of
+    fail reason: the overview's figures (tasks/reports/rollup.py), summed over hours instead of
     counted over a month of tasks."""
 
     REASON_LENGTH = 200  # fail reasons are grouped by their first 200 characters

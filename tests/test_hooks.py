@@ -131,3 +131,42 @@ def test_the_simulator_drives_a_task_to_success_through_pushes_alone(live_server
     statuses = list(task.events.order_by("seen", "pk").values_list("status", flat=True))
     assert statuses[0] in ("NOT_START", "SUBMITTED") and statuses[-1] == "SUCCESS"
     assert json.loads(task.raw) == sim.record(task_id)
+
+
+# One decoding for the list and the hook (tasks/ingest/json_items.decode_item)
+
+NAN_RECORD = (
+    '{"id":"1700000000000302","action":"IMAGINE","status":"IN_PROGRESS",'
+    '"progress":NaN,"submitTime":1700000000000}'
+)
+
+
+def test_a_nan_record_is_kept_invalid_by_the_hook_as_by_a_list_with_the_same_reason(
+    client, fault_server
+):
+    from tasks.ingest.sync import sync_source
+    from tasks.models import InvalidRecord
+    from tests.faultserver import Reply
+
+    listed = f"[{json.dumps(RECORD, ensure_ascii=False)},{NAN_RECORD}]".encode()
+    fault_server.route("GET", "/mj/task/list", Reply(body=listed))
+    fault_server.route("POST", "/mj/task/list-by-condition", Reply(body=b"[]"))
+    polled = Source.objects.create(name="polled", base_url=fault_server.url)
+    pushed = Source.objects.create(name="pushed", base_url="http://127.0.0.1:9")
+
+    run = sync_source(polled, full=True)
+    response = push(client, pushed, NAN_RECORD)
+
+    assert (run.outcome, run.created, run.invalid) == ("ok", 1, 1), run.error
+    from_list = InvalidRecord.objects.get(source=polled)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    reason = response.json()["error"]
+    assert reason == from_list.reason == "NaN is not a JSON value"
+    from_hook = InvalidRecord.objects.get(source=pushed)
+    assert (from_hook.task_id, from_hook.reason) == (from_list.task_id, reason)
+    assert from_hook.task_id == "1700000000000302"
+    assert from_hook.raw == from_list.raw == NAN_RECORD  # its text, as received
+    assert not Task.objects.filter(task_id="1700000000000302").exists()
+    pushed.refresh_from_db()
+    assert (pushed.hooks_invalid, pushed.hooks_received) == (1, 0)

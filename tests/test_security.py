@@ -23,6 +23,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django_q.models import OrmQ
 
 from tasks.api import tokens
 from tasks.ingest.sync import ingest, sync_source
@@ -544,6 +545,7 @@ def test_a_staff_viewer_is_offered_no_admin_action_and_cannot_post_one(
     obj = Task.objects.get(task_id=TASK_ID) if model == "task" else source
     url = reverse(f"admin:tasks_{model}_changelist")
     runs, token = SyncRun.objects.count(), source.hook_token
+    queued = OrmQ.objects.count()
 
     page = client.get(url).content.decode()
     response = client.post(url, {"action": action, "_selected_action": [obj.pk], "index": 0})
@@ -553,6 +555,7 @@ def test_a_staff_viewer_is_offered_no_admin_action_and_cannot_post_one(
     assert response.status_code in (200, 302, 403)
     assert b"successfully" not in response.content and b"New hook URLs" not in response.content
     assert SyncRun.objects.count() == runs, "no pass ran"
+    assert OrmQ.objects.count() == queued, "no pass was queued"
     source.refresh_from_db()
     assert source.hook_token == token
     assert Task.objects.filter(task_id=TASK_ID).exists()
