@@ -1,12 +1,13 @@
 """The image archive: copy each task's image while its link lives, with a small thumbnail.
 
-Discord links die a day after the task finishes (FACTS.md, "Images"); the sync marks a task
-`pending` whenever its image URL changes, with `image_expires` read from the link. One pass:
+Discord links die a day after the task finishes (a link's `ex`, its expiry, is its `is` plus
+86,400 s: README.md, "The image archive"); the sync marks a task `pending` whenever its image
+URL changes, with `image_expires` read from the link. One pass:
 1. pending links already past their expiry become `lost` (one UPDATE);
 2. due tasks are claimed a batch at a time with a conditional UPDATE (so passes running
    side by side never copy the same task), finished tasks first, soonest-to-expire first,
    then newest first;
-3. worker threads download (tasks/safe_fetch.py), check the bytes with Pillow, make the
+3. worker threads download (tasks/archive/fetch.py), check the bytes with Pillow, make the
    thumbnail and write both to storage; the ORM stays in the pass's own thread;
 4. each result is recorded only if the task still wants that URL: a sync that moved on to
    a new image in the meantime wins;
@@ -32,7 +33,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -55,6 +56,7 @@ from tasks.archive.fetch import (
 )
 from tasks.archive.files import FORMATS, THUMB_SIZE, delete_file, is_preview_of
 from tasks.archive.status import update_status
+from tasks.db.counts import Counts
 from tasks.links import same_picture
 from tasks.models import FINISHED_STATUSES, ImageState, Source, Task
 
@@ -68,7 +70,9 @@ KEPT = "kept the copy of an earlier link"
 
 
 @dataclass
-class Counts:
+class ArchiveCounts(Counts):
+    """What a pass did, in the order archive_images prints them."""
+
     archived: int = 0
     failed: int = 0  # given up: image_state "failed"
     retrying: int = 0  # failed this time, tried again later
@@ -76,12 +80,6 @@ class Counts:
     skipped: int = 0  # taken by another pass, or its image changed while we copied it
     kept: int = 0  # a new link died or failed; back to "archived" with an earlier copy
     pruned: int = 0  # originals deleted by the retention setting
-
-    def __str__(self):
-        return " ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
-
-    def __bool__(self):
-        return any(getattr(self, f.name) for f in fields(self))
 
 
 @dataclass
@@ -127,7 +125,7 @@ def archive_pass(now=None, max_seconds=None, batch=None, workers=None):
     batch = batch or settings.MJ_ARCHIVE_BATCH
     workers = max(1, workers or settings.MJ_ARCHIVE_WORKERS)
     started = time.monotonic()
-    counts = Counts()
+    counts = ArchiveCounts()
     mark_lost(clock(), counts)
     policies = {}
     fetcher = Fetcher(
@@ -256,7 +254,7 @@ def claim(now, batch, policies, counts):
 
 
 def policy_for(source):
-    """Where a source's images may come from (tasks/safe_fetch.py). Its own host is
+    """Where a source's images may come from (tasks/archive/fetch.py). Its own host is
     trusted on its own port, at the addresses the sync noted after its last pass that
     worked; a source that has none yet for its URL (saved, and not synced since) gets
     them noted now, once: a later DNS answer is not trusted until a sync finds it."""

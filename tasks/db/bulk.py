@@ -1,11 +1,13 @@
-"""Write task rows and their events with plain SQL: the sync's hot path.
+"""Every raw multi-row write, in plain SQL: the sync's hot path, and the roll-up's counts.
 
 Django's bulk_create spends most of a 100,000-task import building a model
 instance per row and preparing each of its 40 fields in Python (about 70% of
 the pass, measured with cProfile). Here rows are plain dicts, adapted once per
 column type, and each batch is one statement:
 INSERT … ON CONFLICT (source_id, task_id) DO UPDATE … RETURNING id, task_id,
-which SQLite (3.35+) and PostgreSQL both understand.
+which SQLite (3.35+) and PostgreSQL both understand. Rows are dicts by attname, or
+sequences in the order of the fields (tasks/reports/rollup.py's counts, which go in
+with insert_each: one executemany a table).
 
 On PostgreSQL, new tasks and events go in with COPY instead: a 500-row INSERT is
 a long query text that psycopg parses again on every call (about a third of a
@@ -52,12 +54,19 @@ def adapter(field, vendor):
     return None
 
 
-def row_reader(fields, vendor):
-    """A function from a row (a dict by attname) to the list of its column values.
+def field_list(model, fields):
+    """Fields given as Field objects or by name (or attname, "source_id")."""
+    return [model._meta.get_field(f) if isinstance(f, str) else f for f in fields]
+
+
+def row_reader(fields, vendor, rows):
+    """A function from a row to the list of its column values: a dict by attname (the
+    sync's), or a sequence in the order of `fields` (decided once, by the first row).
 
     itemgetter takes every value in C; only the few columns that need it are adapted.
     """
-    get = operator.itemgetter(*(f.attname for f in fields))
+    by_name = bool(rows) and isinstance(rows[0], dict)
+    get = operator.itemgetter(*(f.attname for f in fields)) if by_name else tuple
     adapters = [(i, adapter(f, vendor)) for i, f in enumerate(fields)]
     adapters = [(i, adapt) for i, adapt in adapters if adapt]
 
@@ -76,14 +85,24 @@ def placeholder(field, vendor):
     return "%s"
 
 
-def insert(model, fields, rows, conflict=None, update=(), returning=False):
-    """INSERT rows (dicts by attname) in batches; return the RETURNING rows, if asked."""
-    vendor = connection.vendor
+def insert_into(model, fields, vendor):
+    """The text of an INSERT up to its VALUES, and one row's placeholders: only quoted
+    model names and placeholders go into the text; values are parameters."""
     quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
     marks = "(" + ", ".join(placeholder(f, vendor) for f in fields) + ")"
-    read = row_reader(fields, vendor)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ", marks  # noqa: S608
+
+
+def insert(model, fields, rows, conflict=None, update=(), returning=False):
+    """INSERT rows in batches of one multi-row statement; return the RETURNING rows, if
+    asked. With `conflict` (attnames of a unique constraint): ON CONFLICT DO UPDATE the
+    `update` attnames, or DO NOTHING."""
+    fields = field_list(model, fields)
+    vendor = connection.vendor
+    quote = connection.ops.quote_name
+    head, marks = insert_into(model, fields, vendor)
+    read = row_reader(fields, vendor, rows)
     tail = ""
     if conflict:
         by_name = {f.attname: f for f in fields}
@@ -105,10 +124,7 @@ def insert(model, fields, rows, conflict=None, update=(), returning=False):
             params = []
             for row in batch:
                 params.extend(read(row))
-            # Only quoted model names and placeholders go into the text; values are parameters.
-            values = ", ".join([marks] * len(batch))
-            sql = f"INSERT INTO {table} ({columns}) VALUES {values}{tail}"  # noqa: S608
-            cursor.execute(sql, params)
+            cursor.execute(head + ", ".join([marks] * len(batch)) + tail, params)
             if returning:
                 result.extend(cursor.fetchall())
     return result
@@ -151,6 +167,20 @@ def insert_events(rows):
         insert(TaskEvent, EVENT_FIELDS, rows)
 
 
+def insert_each(model, fields, rows):
+    """Insert rows with one single-row INSERT run for each (one executemany): a single
+    statement for any number of rows, where insert() needs one per MAX_ROWS (or per 999
+    parameters on SQLite) and bulk_create many more. No conflict handling, no RETURNING."""
+    if not rows:
+        return
+    fields = field_list(model, fields)
+    vendor = connection.vendor
+    head, marks = insert_into(model, fields, vendor)
+    read = row_reader(fields, vendor, rows)
+    with connection.cursor() as cursor:
+        cursor.executemany(head + marks, [read(row) for row in rows])
+
+
 # PostgreSQL: COPY, and reads that keep to the unique index
 
 COPY_FROM = 20  # rows; below, one INSERT is one round trip where COPY takes two or three
@@ -184,10 +214,11 @@ def next_ids(model, count):
 
 
 def copy(model, fields, rows):
-    """COPY rows (dicts by attname) into a model's table, in one stream."""
+    """COPY rows (as insert() takes them) into a model's table, in one stream."""
+    fields = field_list(model, fields)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    read = row_reader(fields, "postgresql")
+    read = row_reader(fields, "postgresql", rows)
     sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
     # A raw psycopg COPY: errors are turned into Django's (IntegrityError) by hand.
     with connection.cursor() as cursor, connection.wrap_database_errors:

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from tasks.archive.fetch import resolve_origin
 from tasks.db import bulk as bulk_sql
+from tasks.db.counts import Counts
 from tasks.ingest import records
 from tasks.ingest.client import ProxyClient, ProxyError
 from tasks.ingest.json_items import Item
@@ -115,7 +116,9 @@ class Stored:
 
 
 @dataclass
-class Counts:
+class SyncCounts(Counts):
+    """What a pass did, in the order SyncRun keeps and prints them."""
+
     fetched: int = 0
     created: int = 0
     updated: int = 0
@@ -123,10 +126,6 @@ class Counts:
     stale: int = 0
     invalid: int = 0
     gone: int = 0
-
-    def add(self, other):
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 class PassSkipped(Exception):
@@ -171,7 +170,7 @@ def sync_source(source, full=False, wait_seconds=0):
 
 def note_addresses(source):
     """After a pass that worked: what the source's host resolves to, the addresses the
-    image archive trusts on its host and port (tasks/safe_fetch.py). Written only when
+    image archive trusts on its host and port (tasks/archive/fetch.py). Written only when
     they changed."""
     resolved = resolve_origin(source.base_url)
     if resolved is not None and resolved != source.resolved_addresses:
@@ -181,7 +180,7 @@ def note_addresses(source):
 
 def record_run(run, work):
     """Run work(counts) and record its outcome, counts and error on the SyncRun."""
-    counts = Counts()
+    counts = SyncCounts()
     try:
         work(counts)
         run.outcome = SyncRun.Outcome.OK
@@ -196,8 +195,8 @@ def record_run(run, work):
         run.error = f"internal error: {exc.__class__.__name__}: {exc}"
         log.exception("%s: %s pass crashed", run.source.name, run.kind)
     finally:
-        for f in fields(counts):
-            setattr(run, f.name, getattr(counts, f.name))
+        for name, n in counts.items():
+            setattr(run, name, n)
         # An error may quote what the proxy sent: no NUL (PostgreSQL refuses it), bounded.
         run.error = run.error.replace("\x00", "")[:2000]
         run.error_detail = run.error_detail.replace("\x00", "")[:2000]
@@ -487,7 +486,7 @@ class ReadBack:
 
 
 def ingest(source, items, run=None, in_queue=None, via="poll"):
-    """Store raw items received from a source; return (Counts, ids of the valid ones)."""
+    """Store raw items received from a source; return (SyncCounts, ids of the valid ones)."""
     now = timezone.now()
     received, invalid = identify_all(source, items, run, now)
     return store(source, received, invalid, len(items), now, run, in_queue, via)
@@ -527,8 +526,8 @@ def identify_all(source, items, run, now):
 
 
 def store(source, received, invalid, fetched, now, run, in_queue, via):
-    """Type what changed, write it, and count; return (Counts, ids of the valid ones)."""
-    counts = Counts(fetched=fetched)
+    """Type what changed, write it, and count; return (SyncCounts, ids of the valid ones)."""
+    counts = SyncCounts(fetched=fetched)
     # Only records whose text differs from what is stored are typed: an unchanged
     # record costs a hash and a lookup. A single record (a hook callback) skips this
     # read: typing one record is cheaper than the query, and write() reads it anyway.
@@ -595,7 +594,7 @@ def stored_rows(source, task_ids, lock=False):
 
 def write(source, received, typed, now, in_queue, via):
     """Decide and write one batch, inside a transaction that locks its stored rows."""
-    counts = Counts()
+    counts = SyncCounts()
     stored = stored_rows(source, received, lock=True)
     upserts, events = [], []
     touch = {}  # pk: the queue flag to store (None: leave it) for rows only seen again

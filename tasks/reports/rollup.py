@@ -50,6 +50,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr, Trunc
 from django.utils import timezone
 
+from tasks.db import bulk
 from tasks.models import HourlyCount, RolledHour, Task
 
 DAYS = 30  # the overview's window (stats.WINDOW_DAYS); older hours are dropped
@@ -217,8 +218,9 @@ def roll(hours, stamp):
     rows = [(as_hour(hour), *rest) for hour, *rest in counted(ranges)]
     HourlyCount.objects.filter(within("hour", ranges)).delete()
     RolledHour.objects.filter(within("hour", ranges)).delete()
-    insert(HourlyCount, COUNT_FIELDS, rows)
-    insert(RolledHour, ("hour", "computed"), [(hour, stamp) for hour in sorted(hours)])
+    # One statement a table, however many rows (the overview's first request rolls a month).
+    bulk.insert_each(HourlyCount, COUNT_FIELDS, rows)
+    bulk.insert_each(RolledHour, ("hour", "computed"), [(hour, stamp) for hour in sorted(hours)])
     if len(hours) >= ANALYZE_AFTER:
         analyze(HourlyCount)
 
@@ -240,21 +242,6 @@ def counted(ranges):
         .annotate(n=Count("id"))
         .order_by()
     )
-
-
-def insert(model, fields, rows):
-    """Insert rows with one executemany (bulk_create would split them into many statements)."""
-    if not rows:
-        return
-    opts = model._meta
-    columns = [opts.get_field(name.removesuffix("_id")).column for name in fields]
-    table = connection.ops.quote_name(opts.db_table)
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    adapt = connection.ops.adapt_datetimefield_value
-    params = [[adapt(v) if isinstance(v, datetime) else v for v in row] for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", params)  # noqa: S608 (names from the model)
 
 
 def forget_old(now):
@@ -281,8 +268,12 @@ def invalidate(hours):
 
 
 @dataclass
-class Counts:
-    """Tasks submitted since a moment: the roll-up's hours plus the live current hour."""
+class Reading:
+    """Tasks submitted since a moment: the roll-up's hours plus the live current hour.
+
+    Grouped figures for the overview's tables and charts, not what a pass did (that is
+    tasks/db/counts.py's Counts): a refresh reports only how many hours it rolled.
+    """
 
     by_kind: list  # (source_id, status, action, n)
     by_day: list  # (day, status, n): day = whole 24 hours since `since`
@@ -317,7 +308,7 @@ def read(since, hours_from, now, top_reasons):
         if status == FAILURE:
             reasons[reason] += n
     top = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:top_reasons]
-    return Counts(
+    return Reading(
         by_kind=[(*key, n) for key, n in by_kind.items()],
         by_day=[(*key, n) for key, n in by_day.items()],
         by_hour=[(*key, n) for key, n in by_hour.items()],
