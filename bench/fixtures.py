@@ -78,7 +78,7 @@ def row_for(source_id, record, now):
         "source_id": source_id,
         "first_seen": now,
         # Changed when submitted, as in a mirror that has kept up: a fresh fill is not
-        # a burst of changes for the overview's roll-up to re-roll (tasks/rollup.py).
+        # a burst of changes for the overview's roll-up to re-roll (tasks/reports/rollup.py).
         "last_changed": r.submitted or now,
         "last_seen": now,
         "in_queue": False,

@@ -237,7 +237,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "media"))
-# Archived images are served by tasks/media_views.py to logged-in users only; nothing
+# Archived images are served by tasks/archive/media.py to logged-in users only; nothing
 # serves MEDIA_ROOT directly. MJ_STORAGE_BACKEND swaps the storage (e.g.
 # storages.backends.s3.S3Storage once django-storages is installed), with its OPTIONS
 # as a JSON object in MJ_STORAGE_OPTIONS.
@@ -263,7 +263,7 @@ MJ_RETRIES = envint("MJ_RETRIES", "2")
 # A pass renews its source's lease every batch; one that dies frees the source after this.
 MJ_SYNC_LEASE_SECONDS = envint("MJ_SYNC_LEASE_SECONDS", "300")
 
-# The image archive (tasks/archive.py): copies of image links taken before they expire
+# The image archive (tasks/archive/passes.py): copies of image links taken before they expire
 MJ_ARCHIVE_MINUTES = envint("MJ_ARCHIVE_MINUTES", "1")  # how often the archive pass runs
 MJ_ARCHIVE_BATCH = envint("MJ_ARCHIVE_BATCH", "100")  # tasks claimed at a time
 MJ_ARCHIVE_WORKERS = envint("MJ_ARCHIVE_WORKERS", "4")  # downloads in parallel
@@ -279,9 +279,10 @@ MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS = os.getenv("MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS", "")
 # Keep only the thumbnails of tasks submitted more than this many days ago (0: keep all).
 MJ_THUMBS_ONLY_AFTER_DAYS = envint("MJ_THUMBS_ONLY_AFTER_DAYS", "0")
 
-# django-q2: values measured in shared/DJANGO-Q2-NOTES.md. A pass is handed out
-# once (max_attempts 1, failures acknowledged), never re-delivered while it runs
-# (retry > timeout), and missed runs are not replayed (catch_up False).
+# django-q2 (measured with 1.11.1): its defaults re-run a failed task without end and
+# re-deliver one still running after `retry` seconds, and catch_up replays every missed
+# run. So a pass is handed out once (max_attempts 1, failures acknowledged), never
+# re-delivered while it runs (retry > timeout), and missed runs are not replayed.
 Q_CLUSTER = {
     "name": os.getenv("Q_CLUSTER_NAME", "mjsite"),  # the queue's name: one per site on a Redis
     "workers": envint("Q_WORKERS", "2"),

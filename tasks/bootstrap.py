@@ -15,7 +15,7 @@ SCHEDULES = {
     "mjsite: full sync": ("tasks.ingest.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
     "mjsite: image archive": ("tasks.archive.passes.archive_pass", "MJ_ARCHIVE_MINUTES"),
     # The overview refreshes the roll-up itself too; this keeps the work off its
-    # requests and recomputes a few hours each time (tasks/rollup.py's SWEEP).
+    # requests and recomputes a few hours each time (tasks/reports/rollup.py's SWEEP).
     "mjsite: overview roll-up": ("tasks.reports.rollup.scheduled_refresh", 5),
 }
 

@@ -445,7 +445,7 @@ def test_paging_visits_every_task_once_while_new_tasks_arrive_between_pages(clie
 def test_a_task_that_gains_a_submit_time_while_paging_is_skipped_as_the_description_says(
     client, auth, source
 ):
-    # Known and documented (tasks/openapi.py, the cursor): the walk is keyed on the submit
+    # Known and documented (tasks/api/openapi.py, the cursor): the walk is keyed on the submit
     # time, and a task that gains one moves from the end of the list into pages read.
     base = 1_700_000_000_000
 

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, settings
 from mjsite.wsgi import application
 from tasks.api.openapi import EXAMPLE_ID, EXAMPLE_IDS
 from tasks.api.openapi import schema as openapi_schema
+from tasks.api.params import MAX_IDS, MAX_LIMIT
 from tasks.api.tokens import create_token
-from tasks.api.views import MAX_IDS, MAX_LIMIT
 from tasks.ingest.sync import ingest
 from tasks.models import Source
 from tests.conftest import load_fixture

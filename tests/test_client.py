@@ -1,4 +1,4 @@
-"""The proxy client (tasks/mj_client.py) on its own: fetch, retries, auth, messages.
+"""The proxy client (tasks/ingest/client.py) on its own: fetch, retries, auth, messages.
 
 Real HTTP throughout: the simulator for what real proxies send, tests/faultserver.py
 for answers the simulator never gives (a 502, a 429, an oddly spaced body).

@@ -265,7 +265,7 @@ def test_a_redirect_to_another_host_is_refused_and_carries_nothing_there(healthy
 
         run = sync_source(source, full=True)
 
-        # A proxy's redirect is followed on its own host and port only (CONTRACT.md):
+        # A proxy's redirect is followed on its own host and port only (README.md, Security):
         # nothing went to the other one, the secret least of all.
         assert elsewhere.requests == []
         assert run.outcome == SyncRun.Outcome.FAILED

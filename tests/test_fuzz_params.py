@@ -33,7 +33,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-# The parameters each endpoint reads (tasks/forms.py, tasks/views.py, tasks/api.py)
+# The parameters each endpoint reads (tasks/web/filters.py, tasks/web/views.py, tasks/api/views.py)
 PAGE = ["status", "action", "q", "submitted_after", "submitted_before", "range", "source"]
 PAGE += ["sort", "cursor", "before"]
 LIVE = ["pk", "view"]

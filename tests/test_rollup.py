@@ -1,4 +1,4 @@
-"""The overview's hourly roll-up (tasks/rollup.py): always what a GROUP BY over Task says."""
+"""The overview's hourly roll-up (tasks/reports/rollup.py): what a GROUP BY over Task says."""
 
 import random
 import threading

@@ -1,11 +1,14 @@
 """The OpenAPI 3.1 description of the mirror API, served at /mj/openapi.json.
 
 The task schema is deliberately loose: a task is whatever the proxy sent, and the
-typed properties below only say what tasks.records accepts for the fields it reads.
+typed properties below only say what tasks.ingest.records accepts for the fields it reads.
 """
 
 import copy
 import functools
+
+from tasks.api.params import MAX_DIGITS, MAX_IDS, MAX_LIMIT
+from tasks.web.filters import MAX_VALUES
 
 
 def nullable(*types):
@@ -102,17 +105,16 @@ COMMON_ERRORS = {
     "405": wrong_method(),
 }
 
-# Ids of the FACTS sample records (tests/fixtures), which tests/test_api_schema.py
-# stores: schemathesis sends these examples, so it checks real task bodies too.
+# Ids of the sample records in tests/fixtures/facts_*.json (novicezk's documented sample
+# and odd values seen in the wild), which tests/test_api_schema.py stores: schemathesis
+# sends these examples, so it checks real task bodies too.
 EXAMPLE_ID = "14001929738841620"
 EXAMPLE_IDS = [EXAMPLE_ID, "0400192973884162", "1700000000000001", "1"]
 
 
 @functools.cache
 def _schema():
-    from tasks.api.views import MAX_DIGITS, MAX_IDS, MAX_LIMIT
-
-    repeatable = {"type": "array", "items": {"type": "string"}}
+    repeatable = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_VALUES}
     moment = {
         "type": "string",
         "anyOf": [{"format": "date"}, {"format": "date-time"}, {"maxLength": 0}],
@@ -153,7 +155,10 @@ def _schema():
                         {
                             "name": "status",
                             "in": "query",
-                            "description": "Any of these statuses (repeat, or separate by commas).",
+                            "description": (
+                                "Any of these statuses (repeat, or separate by commas; at most "
+                                f"{MAX_VALUES} different ones)."
+                            ),
                             "schema": repeatable,
                             "style": "form",
                             "explode": True,
@@ -161,7 +166,10 @@ def _schema():
                         {
                             "name": "action",
                             "in": "query",
-                            "description": "Any of these actions (repeat, or separate by commas).",
+                            "description": (
+                                "Any of these actions (repeat, or separate by commas; at most "
+                                f"{MAX_VALUES} different ones)."
+                            ),
                             "schema": repeatable,
                             "style": "form",
                             "explode": True,

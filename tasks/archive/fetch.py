@@ -1,12 +1,12 @@
 """Download one image from a URL we do not control, without being turned against our network.
 
-The rules (CONTRACT.md, "Upstream calls"): http and https only; every address a host
+The rules (README.md, "The image archive"): http and https only; every address a host
 resolves to is checked before connecting, on every redirect hop, and the connection goes to
 the address that was checked (so a DNS answer cannot change in between); private and
 loopback addresses only for a source's own host and port, at the addresses that host had
 when the source was last synced (`resolve_origin`, kept in Source.resolved_addresses), or
 when configured; a size limit, a timeout on every socket operation and a deadline on the
-whole download. What the bytes are is decided later, by Pillow (tasks/archive.py), never by
+whole download. What the bytes are is decided later, by Pillow (tasks/archive/passes.py), never by
 the server's Content-Type. No error quotes what a server sent (its bytes, a status line
 that is not HTTP): image_error is shown to viewers.
 
@@ -182,7 +182,7 @@ def host_and_port(url):
 def resolve_origin(base_url):
     """What a source's host resolves to now, as Source.resolved_addresses keeps it:
     {"host", "port", "addresses"}; None when it does not resolve. The sync notes it after
-    each pass that worked, the archive when a source has none yet (tasks/archive.py)."""
+    each pass that worked, the archive when a source has none yet (tasks/archive/passes.py)."""
     host, port = host_and_port(base_url)
     if not host or port is None:
         return None

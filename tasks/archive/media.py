@@ -1,7 +1,7 @@
 """Archived images and thumbnails, served from storage to logged-in users only.
 
 Nothing serves MEDIA_ROOT directly: a name must have exactly the shape the archive gives
-its files (tasks/archive.py), so no other file of the storage, and no path outside it, can
+its files (tasks/archive/passes.py), so no other file of the storage, and no path outside it, can
 be asked for. Names are content-addressed, so a response never changes: browsers may keep
 it for a year without asking again.
 """

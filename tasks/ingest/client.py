@@ -11,8 +11,8 @@ secret travels in a header and is never part of a message or a log line.
 A message never quotes the proxy's answer: it is shown on the overview, to everyone
 who may log in. What the proxy said, an excerpt of its body, is the error's `detail`,
 kept for staff (the admin's sync run page) and the operator's shell, masked. Redirects
-are followed only on the source's own scheme, host and port (CONTRACT.md, "Upstream
-calls"): one anywhere else is refused before anything is sent there, so a proxy cannot
+are followed only on the source's own scheme, host and port (README.md, "How the sync
+works"): one anywhere else is refused before anything is sent there, so a proxy cannot
 point the sync at a service inside our network and have us show its answer.
 """
 

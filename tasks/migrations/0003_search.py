@@ -1,4 +1,4 @@
-# The text search index (see tasks/search.py): an FTS5 table kept by triggers on
+# The text search index (see tasks/db/search.py): an FTS5 table kept by triggers on
 # SQLite, a generated tsvector column with a GIN index on PostgreSQL.
 
 from django.db import migrations

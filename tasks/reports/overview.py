@@ -1,7 +1,7 @@
 """The overview's figures over a recent window.
 
 Every query is bounded: counts, charts and fail reasons over the last WINDOW_DAYS come
-from the hourly roll-up (tasks/rollup.py, a row per hour and kind of task) plus the
+from the hourly roll-up (tasks/reports/rollup.py, a row per hour and kind of task) plus the
 current hour counted live; percentiles over the newest SAMPLE tasks. So the overview
 costs about the same with a million tasks as with ten thousand.
 
@@ -69,7 +69,7 @@ def compute(now):
         by_source[s.pk].last_ok = s.last_ok
         by_source[s.pk].warning = s.warning
 
-    # Hourly counts (tasks/rollup.py) plus the current hour, live: a few thousand rows
+    # Hourly counts (tasks/reports/rollup.py) plus the current hour, live: a few thousand rows
     # however many tasks the window holds.
     rollup.refresh(at_most_every=timedelta(seconds=CACHE_SECONDS))
     counts = rollup.read(since, chart_start(now), now, TOP_REASONS)

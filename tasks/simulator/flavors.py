@@ -1,5 +1,8 @@
 """How each kind of real proxy differs: auth, record shape, list caps, unrouted endpoints and
-"not found" answers (see shared/upstream/FACTS.md)."""
+"not found" answers. As their sources have it: novicezk (and plus) list every task and answer
+an unknown /fetch with an empty 200; trueai lists the newest 100, has no /queue (404) and
+answers 204; relays (new-api) route no /list or /queue (200, an HTML page) and answer 400
+task_no_found."""
 
 import json
 from datetime import UTC, datetime, timedelta, timezone

@@ -8,22 +8,11 @@ from django.utils.html import escape, format_html, linebreaks
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from tasks.web import status
+
 register = template.Library()
 
-STATUS_CLASSES = {
-    "SUCCESS": "ok",
-    "FAILURE": "bad",
-    "CANCEL": "muted",
-    "IN_PROGRESS": "run",
-    "SUBMITTED": "wait",
-    "NOT_START": "wait",
-    "MODAL": "wait",
-}
-
-
-@register.filter
-def status_class(status):
-    return STATUS_CLASSES.get(status, "other")
+register.filter("status_class", status.status_class)
 
 
 @register.filter

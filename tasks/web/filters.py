@@ -1,17 +1,26 @@
-"""The task list's filters, parsed from the query string (shared by list, gallery, export)."""
+"""The task list's one FilterSet: the list, the gallery, the exports and /mj/task/list.
 
-import re
-from datetime import UTC, datetime, time, timedelta
+A bad value never fails the request by itself: django-filter leaves an invalid
+parameter out of `cleaned_data`, so it filters nothing and the rest still apply. The
+pages show such values as ignored (`form.errors`); the API answers 400 with them
+(`form.refused()`).
+"""
+
+from datetime import timedelta
 from functools import cached_property
 
+import django_filters
 from django import forms
-from django.db.models import DurationField, ExpressionWrapper, F
+from django.core.exceptions import ValidationError
+from django.forms.utils import ErrorList
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from tasks.db import search
 from tasks.ingest.records import clean_text
+from tasks.models import Task
+from tasks.web import pager
+from tasks.web.dates import OUT_OF_RANGE, parse_moment
 
 # Time-range presets: the `range` parameter, a moving window ending now.
 RANGES = {
@@ -19,16 +28,6 @@ RANGES = {
     "24h": (timedelta(hours=24), _("Last 24 hours")),
     "7d": (timedelta(days=7), _("Last 7 days")),
     "30d": (timedelta(days=30), _("Last 30 days")),
-}
-
-# sort parameter -> (key, descending). Every sort ends with the id, so keysets are total.
-SORTS = {
-    "-submitted": ("submitted", True),
-    "submitted": ("submitted", False),
-    "-finished": ("finished", True),
-    "finished": ("finished", False),
-    "-duration": ("duration", True),
-    "duration": ("duration", False),
 }
 SORT_LABELS = {
     "-submitted": _("Newest first"),
@@ -38,15 +37,16 @@ SORT_LABELS = {
     "-duration": _("Longest run first"),
     "duration": _("Shortest run first"),
 }
-DEFAULT_SORT = "-submitted"
-MAX_VALUES = 50  # repeated status/action values accepted
+FILTERS = ("status", "action", "q", "submitted_after", "submitted_before", "range", "source")
+MAX_VALUES = 50  # distinct status (or action) values one request may give
+FACETS = ("status", "action")  # what the chips count, with every other filter applied
+NOT_A_PAGE = _("Not a page of this list: the first page is shown.")
 
 
-def duration_expression():
-    return ExpressionWrapper(F("finished") - F("started"), output_field=DurationField())
+# Fields: one parameter each, parsed
 
 
-class StringListField(forms.Field):
+class ValuesField(forms.Field):
     """A repeatable parameter (?status=A&status=B) of free strings: proxies invent new ones."""
 
     widget = forms.MultipleHiddenInput
@@ -56,190 +56,185 @@ class StringListField(forms.Field):
             return []
         if isinstance(value, str):
             value = [value]
-        cleaned = []
-        for item in value[:MAX_VALUES]:
-            # A NUL or a lone surrogate is stored as U+FFFD (records.clean_text): the value
-            # finds what was stored for it, and never reaches the database (PostgreSQL
-            # refuses a NUL in a parameter).
-            item = clean_text(str(item).strip())
-            if item and len(item) <= 64 and item not in cleaned:
-                cleaned.append(item)
+        # A NUL or a lone surrogate is stored as U+FFFD (records.clean_text): the value
+        # finds what was stored for it, and never reaches the database (PostgreSQL
+        # refuses a NUL in a parameter). A value longer than any stored one (64) stays:
+        # it matches nothing, as it should.
+        cleaned = list(dict.fromkeys(clean_text(str(item).strip()) for item in value))
+        cleaned = [item for item in cleaned if item]
+        if len(cleaned) > MAX_VALUES:
+            raise ValidationError(
+                _("Give at most %(max)d values."), code="max_values", params={"max": MAX_VALUES}
+            )
         return cleaned
 
 
 class MomentField(forms.Field):
-    """An ISO date or datetime; a date means its midnight in the site's time zone."""
+    """An ISO date or datetime (tasks.web.dates.parse_moment)."""
 
     def to_python(self, value):
-        value = (value or "").strip()
-        if not value:
-            return None
-        if len(value) > 40 or "\x00" in value:
-            raise forms.ValidationError(_("Enter a date (2024-05-01) or a date and time."))
-        try:
-            moment = parse_datetime(value.replace(" ", "T", 1))
-        except ValueError:
-            moment = None
-        if moment is None:
-            try:
-                day = parse_date(value)
-            except ValueError:
-                day = None
-            if day is None:
-                raise forms.ValidationError(_("Enter a date (2024-05-01) or a date and time."))
-            moment = datetime.combine(day, time.min)
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment)
-        moment = in_utc(moment)
-        if moment is None:
-            raise forms.ValidationError(_("Enter a date between the years 1 and 9999."))
-        return moment
-
-
-def in_utc(moment):
-    """An aware datetime in UTC, as the database compares it (PostgreSQL takes no offset
-    beyond 15:59, Python up to 23:59); None when it is no datetime in UTC or in the
-    site's time zone, where the page shows it (within hours of year 1 or 9999)."""
-    try:
-        timezone.localtime(moment)
-        return moment.astimezone(UTC)
-    except OverflowError:
-        return None
-
-
-# Where a page of the list starts (views.make_cursor writes them): `k~<key>~<id>` after
-# the row with this sort key (an ISO datetime, or microseconds for the duration sort) and
-# id; `n~~<id>` among the rows without a key, which come last. Ids are what a bigint holds.
-CURSOR = re.compile(r"(?:k~([0-9T:.+Z-]{1,40})|n~)~(-?[0-9]{1,18})")
-MICROS = re.compile(r"-?[0-9]{1,18}")
+        return parse_moment(value)
 
 
 class CursorField(forms.Field):
-    """A page's cursor (CURSOR) as it is written; a broken one is refused, so the page
-    starts from the first and says so."""
+    """A page's cursor (tasks.web.pager) as the position it names; a broken one is refused,
+    so the page starts from the first and says so."""
 
     def to_python(self, value):
-        value = value or ""
         if not value:
             return None
-        if parse_cursor(value) is None:
-            raise forms.ValidationError(_("Not a page of this list: the first page is shown."))
-        return value
+        position = pager.decode(value)
+        if position is None:
+            raise ValidationError(NOT_A_PAGE, code="not_a_page")
+        return position
 
 
-def parse_cursor(cursor, key=None):
-    """(phase, key value, id) of a cursor, or None when it is broken. Phase 1 is among the
-    rows without a key. With `key` (the sort's), a key value of the other kind (a duration
-    for a time, or the reverse) is broken too."""
-    match = CURSOR.fullmatch(cursor or "")
-    if match is None:
-        return None
-    text, pk = match.groups()
-    pk = int(pk)
-    if text is None:
-        return 1, None, pk
-    if MICROS.fullmatch(text):
-        if key not in (None, "duration"):
-            return None
-        try:
-            return 0, timedelta(microseconds=int(text)), pk
-        except OverflowError:
-            return None
-    if key == "duration":
-        return None
-    try:
-        moment = parse_datetime(text)
-    except ValueError:
-        return None
-    if moment is None:
-        return None
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=UTC)
-    moment = in_utc(moment)
-    return None if moment is None else (0, moment, pk)
+# Filters: what each parameter does to the queryset
 
 
-def cursor_of_sort(cursor, sort):
-    """The cursor if it is one of this sort's pages (another sort's keys may be of
-    another kind: a duration for a time); None when there is none."""
-    if cursor and parse_cursor(cursor, SORTS[sort or DEFAULT_SORT][0]) is None:
-        raise forms.ValidationError(_("Not a page of this list: the first page is shown."))
-    return cursor or None
+class ValuesFilter(django_filters.Filter):
+    field_class = ValuesField
+
+    def __init__(self, **kwargs):
+        super().__init__(lookup_expr="in", **kwargs)
+
+
+class MomentFilter(django_filters.Filter):
+    field_class = MomentField
+
+
+class SlugFilter(django_filters.CharFilter):
+    field_class = forms.SlugField
+
+
+class PlainChoiceFilter(django_filters.Filter):
+    # Django's own ChoiceField: django-filter's adds an empty choice and a "null" value.
+    field_class = forms.ChoiceField
+
+
+class Param(django_filters.Filter):
+    """A parameter of the list that filters nothing: the pager's sort and positions."""
+
+    def filter(self, qs, value):
+        return qs
+
+
+class SortParam(Param):
+    field_class = forms.ChoiceField
+
+
+class CursorParam(Param):
+    field_class = CursorField
 
 
 class TaskFilterForm(forms.Form):
-    status = StringListField(required=False)
-    action = StringListField(required=False)
-    q = forms.CharField(required=False, max_length=200, strip=True)
-    submitted_after = MomentField(required=False)
-    submitted_before = MomentField(required=False)
-    range = forms.ChoiceField(
-        required=False, choices=[("", "")] + [(k, v[1]) for k, v in RANGES.items()]
-    )
-    source = forms.SlugField(required=False, max_length=50)
-    sort = forms.ChoiceField(required=False, choices=list(SORT_LABELS.items()))
-    # The page: after the row of `cursor`, or the page that ends before the row of `before`.
-    cursor = CursorField(required=False)
-    before = CursorField(required=False)
+    """The base of the FilterSet's form: the rules between parameters, and the values a
+    page shows."""
 
-    def clean_sort(self):
-        return self.cleaned_data.get("sort") or DEFAULT_SORT
-
-    def clean_cursor(self):
-        return cursor_of_sort(self.cleaned_data.get("cursor"), self.cleaned_data.get("sort"))
-
-    def clean_before(self):
-        return cursor_of_sort(self.cleaned_data.get("before"), self.cleaned_data.get("sort"))
-
-    @cached_property
-    def values(self):
-        # Invalid fields are dropped one by one, so a bad date does not undo the rest.
-        data = {}
-        for name, field in self.fields.items():
-            raw = field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
-            try:
-                data[name] = field.clean(raw)
-            except forms.ValidationError:
-                data[name] = field.clean(None) if not field.required else None
-        data["sort"] = data.get("sort") or DEFAULT_SORT
-        for name in ("cursor", "before"):
-            try:
-                data[name] = cursor_of_sort(data[name], data["sort"])
-            except forms.ValidationError:
-                data[name] = None
+    def clean(self):
+        data = super().clean()
+        for name in ("submitted_after", "submitted_before"):
+            for error in self.errors.get(name, ErrorList()).as_data():
+                if error.code == OUT_OF_RANGE:
+                    # The first or last moment there is: named on the page as ignored,
+                    # it still leaves out tasks without a submit time, as a bound does.
+                    data[name] = error.params["bound"]
         if data.get("submitted_after") or data.get("submitted_before"):
             # Dates someone typed win over a preset left in the URL: both at once would
             # silently cut the custom range to the preset's window.
             data["range"] = ""
+        key = pager.SORTS[data.get("sort") or pager.DEFAULT_SORT][0]
+        for name in ("cursor", "before"):
+            position = data.get(name)
+            if position is not None and not pager.fits(position, key):
+                self.add_error(name, ValidationError(NOT_A_PAGE, code="not_a_page"))
         return data
 
-    def filter(self, qs, facets=True, now=None):
-        """Apply every filter; without `facets`, leave status and action out (for counts)."""
-        v = self.values
-        if facets and v["status"]:
-            qs = qs.filter(status__in=v["status"])
-        if facets and v["action"]:
-            qs = qs.filter(action__in=v["action"])
-        if v["source"]:
-            qs = qs.filter(source__name=v["source"])
-        after = v["submitted_after"]
-        if v["range"] in RANGES:  # never set together with a date (see values)
-            after = (now or timezone.now()) - RANGES[v["range"]][0]
-        if after:
-            qs = qs.filter(submitted__gte=after)
-        if v["submitted_before"]:
-            qs = qs.filter(submitted__lt=v["submitted_before"])
-        if v["q"]:
-            qs = qs.filter(self.text_condition)
-        return qs
+    @cached_property
+    def values(self):
+        """Every parameter's value as the page shows it; an invalid one as if it were
+        not given."""
+        errors = self.errors  # validates the form
+        cleaned = getattr(self, "cleaned_data", {})  # none when unbound
+        data = {
+            name: cleaned[name] if name in cleaned and name not in errors else field.to_python(None)
+            for name, field in self.fields.items()
+        }
+        data["sort"] = data["sort"] or pager.DEFAULT_SORT
+        return data
+
+    def is_filtered(self):
+        """Whether any filter applies (the page then offers to clear them)."""
+        self.errors  # noqa: B018 (validates the form)
+        return any(getattr(self, "cleaned_data", {}).get(name) for name in FILTERS)
+
+    def refused(self):
+        """{name: [messages]} of the values a strict reader (the API) refuses: all that a
+        page names as ignored, but a bound beyond what a datetime holds, which filters as
+        the first or last moment there is (see clean)."""
+        refused = {}
+        for name, errors in self.errors.as_data().items():
+            messages = [m for error in errors if error.code != OUT_OF_RANGE for m in error]
+            if messages:
+                refused[name] = messages
+        return refused
+
+
+def range_choices():
+    return [("", "")] + [(key, label) for key, (_, label) in RANGES.items()]
+
+
+def sort_choices():
+    return list(SORT_LABELS.items())
+
+
+# Every filter is given its label and its choices as a function: django-filter copies its
+# filters for each request, and would otherwise copy every translated label and derive
+# each filter's label from the model again (a millisecond a request).
+class TaskFilterSet(django_filters.FilterSet):
+    status = ValuesFilter(label="status")
+    action = ValuesFilter(label="action")
+    # Text in prompt, promptEn, description, failReason, or the task id (tasks.db.search).
+    q = django_filters.CharFilter(label="q", method="filter_text", max_length=200, strip=True)
+    submitted_after = MomentFilter(
+        label="submitted_after", field_name="submitted", lookup_expr="gte"
+    )
+    submitted_before = MomentFilter(
+        label="submitted_before", field_name="submitted", lookup_expr="lt"
+    )
+    range = PlainChoiceFilter(label="range", method="filter_range", choices=range_choices)
+    source = SlugFilter(label="source", field_name="source__name", max_length=50)
+    # The order and the place in it: the pager's (tasks.web.pager), validated here with
+    # the rest so a page names every value it ignores in one place.
+    sort = SortParam(label="sort", choices=sort_choices)
+    cursor = CursorParam(label="cursor")  # the page after this position
+    before = CursorParam(label="before")  # the page that ends before this position
+
+    class Meta:
+        model = Task
+        fields = []  # only the filters declared above
+        form = TaskFilterForm
+
+    def filter_queryset(self, queryset, exclude=()):
+        """The queryset filtered by every valid parameter but those named in `exclude`
+        (FACETS for the chips' counts)."""
+        for name, value in self.form.cleaned_data.items():
+            if name not in exclude:
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset
+
+    def facet_base(self, queryset):
+        """`queryset` filtered by everything but status and action: what the chips count."""
+        self.errors  # noqa: B018 (validates the form, as `qs` does)
+        return self.filter_queryset(queryset, exclude=FACETS)
+
+    def filter_text(self, queryset, name, value):
+        return queryset.filter(self.text_condition)
 
     @cached_property
     def text_condition(self):
         # Built once per request: the page and the facet counts share it.
-        return search.text_filter(self.values["q"])
+        return search.text_filter(self.form.cleaned_data["q"])
 
-    def is_filtered(self):
-        v = self.values
-        return any(v[name] for name in ("status", "action", "q", "source", "range")) or any(
-            v[name] for name in ("submitted_after", "submitted_before")
-        )
+    def filter_range(self, queryset, name, value):
+        return queryset.filter(submitted__gte=timezone.now() - RANGES[value][0])

@@ -1,17 +1,14 @@
-"""Pages for people: overview, task list, gallery, detail, exports. All need a login."""
+"""Pages for people: overview, task list, gallery, detail. All need a login."""
 
-import csv
-import itertools
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import connection
-from django.db.models import F, Q
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -26,34 +23,23 @@ from tasks.ingest.records import ID_PATTERN
 from tasks.models import Source, SyncRun, Task
 from tasks.redaction import Masker, secret_values
 from tasks.reports import overview as stats
-from tasks.templatetags.task_tags import status_class
-from tasks.web.filters import (
-    RANGES,
-    SORT_LABELS,
-    SORTS,
-    TaskFilterForm,
-    duration_expression,
-    parse_cursor,
-)
+from tasks.web import pager
+from tasks.web.filters import RANGES, SORT_LABELS, TaskFilterSet
+from tasks.web.pager import SORT_WINDOW, SORTS, make_cursor
+from tasks.web.status import status_class
 
 PAGE_SIZE = 50
 GALLERY_PAGE_SIZE = 60
 FACET_SAMPLE = 10_000  # facet counts look at the newest this many matching tasks
 FACET_SAMPLE_TEXT = 2_000  # or this many with a text search: each match is an index probe
-SORT_WINDOW = 10_000  # sorting by finish time or duration looks at this many
 LIVE_MAX = 100  # tasks one live poll may ask for
 LIVE_PK = re.compile(r"[0-9]{1,18}")
 RECENT = 12  # tasks on the overview
-EXPORT_CHUNK = 2000
 # "/up 1700000000000001 U1", "/variation <id> V2", "/reroll <id>": the parent's id.
 PARENT_IN_DESCRIPTION = re.compile(
     r"^/(?:up|variation|reroll|zoom|pan|action)\s+([0-9A-Za-z_.:-]{1,64})"
 )
 PARENT_WINDOW = timedelta(days=1)  # referencedMessageId is looked up this far back
-EXPORT_FIELDS = [
-    "source", "task_id", "action", "status", "progress", "prompt", "prompt_en",
-    "description", "fail_reason", "submitted", "started", "finished", "image_url",
-]  # fmt: skip
 
 
 # Pages
@@ -86,37 +72,33 @@ def gallery(request):
 
 
 def list_page(request, template, size, page):
-    form = TaskFilterForm(request.GET)
-    values = form.values
+    filters = TaskFilterSet(request.GET, queryset=Task.objects.for_list())
+    values = filters.form.values
     images_only = page == "gallery"
-    qs = form.filter(Task.objects.for_list())
+    qs = filters.qs
     if images_only:
         qs = with_image(qs)
     # A broken cursor is left out of the values (the page says so): the first page.
-    cursor = values["cursor"]
-    if not cursor and values["before"]:
-        # The previous-page link names the row it must end before; the page is found here,
-        # when someone follows it, so that no page pays for a link it may not need.
-        cursor = cursor_before(qs, values["sort"], values["before"], size)
-    rows, next_cursor = keyset_page(qs, values["sort"], cursor, size)
-    first_cursor = make_cursor(rows[0], SORTS[values["sort"]][0]) if cursor and rows else None
+    shown = pager.page(qs, values["sort"], size, after=values["cursor"], before=values["before"])
+    rows, sort_key = shown.rows, SORTS[values["sort"]][0]
     # The sources' names for the filter, and their secrets for the masking: one query.
     sources = list(Source.objects.order_by("name").values_list("name", "secret", "hook_token"))
     decorate(rows, Masker(secret_values(row[1:] for row in sources)))
-    statuses, actions, sample_size, capped = facet_counts(form, request, images_only)
+    statuses, actions, sample_size, capped = facet_counts(filters, request, images_only)
     ctx = {
         "page": page,
-        "form": form,
+        "form": filters.form,
         "values": values,
         "tasks": rows,
-        "next_cursor": next_cursor,
-        "first_cursor": first_cursor,
-        "is_first_page": not cursor,
+        "next_cursor": pager.encode(shown.next),
+        # The previous page ends before this page's first row.
+        "first_cursor": make_cursor(rows[0], sort_key) if shown.after and rows else None,
+        "is_first_page": not shown.after,
         "statuses": statuses,
         "actions": actions,
         "facets_capped": capped,
         "facet_sample": sample_size,
-        "sort_window": SORT_WINDOW if SORTS[values["sort"]][0] != "submitted" else None,
+        "sort_window": SORT_WINDOW if sort_key != "submitted" else None,
         "sources": [row[0] for row in sources],
         "ranges": [(key, label) for key, (_, label) in RANGES.items()],
         "sorts": list(SORT_LABELS.items()),
@@ -205,81 +187,6 @@ def refresh(request, task_id):
     return redirect(task.get_absolute_url())
 
 
-# Exports: the filtered list, any size, streamed
-
-
-@login_required
-def export_csv(request):
-    form = TaskFilterForm(request.GET)
-    rows = export_rows(form)
-    masker = Masker()
-
-    def lines():
-        writer = csv.writer(Echo())
-        yield "\ufeff" + writer.writerow(EXPORT_FIELDS)  # BOM: spreadsheets read UTF-8
-        for task in rows:
-            cells = export_values(task)
-            yield writer.writerow([neutralise(masker.plain(value)) for value in cells])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="tasks.csv"'
-    return response
-
-
-@login_required
-def export_jsonl(request):
-    form = TaskFilterForm(request.GET)
-    rows = export_rows(form, raw=True)
-    masker = Masker()
-
-    def lines():
-        for task in rows:
-            # The record exactly as the proxy sent it (but for secrets), with its source.
-            record = masker.json_text(task.raw)
-            yield f'{{"source":{json.dumps(task.source.name)},"task":{record}}}\n'
-
-    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="tasks.jsonl"'
-    return response
-
-
-class Echo:
-    def write(self, value):
-        return value
-
-
-def export_rows(form, raw=False):
-    key, desc = SORTS[form.values["sort"]]
-    qs = form.filter(Task.objects.select_related("source"))
-    if key == "duration":
-        qs = qs.annotate(duration=duration_expression())
-    fields = ["source__name"] + [f for f in EXPORT_FIELDS if f != "source"]
-    qs = qs.only(*fields, *(["raw"] if raw else []))
-    order = [order_by(key, desc, nulls_last=True), order_by("id", desc)]
-    rows = qs.order_by(*order).iterator(chunk_size=EXPORT_CHUNK)
-    # The query runs here, before the response starts: one that fails is an error page,
-    # not a file that breaks off after its first line with a success status.
-    first = next(rows, None)
-    return rows if first is None else itertools.chain([first], rows)
-
-
-def export_values(task):
-    out = [task.source.name]
-    for name in EXPORT_FIELDS[1:]:
-        value = getattr(task, name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        out.append("" if value is None else value)
-    return out
-
-
-def neutralise(value):
-    # A cell starting with = + - @ (or a tab or CR) is a formula to a spreadsheet.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def url_without(request, *names, drop=None):
     """ "?query" of this request without the cursor, the named parameters, and one
     (name, value) pair `drop`: filter links start again from the first page."""
@@ -293,102 +200,13 @@ def url_without(request, *names, drop=None):
     return "?" + urlencode(params)
 
 
-# Keyset pagination: WHERE (key, id) beyond the cursor, never OFFSET, never COUNT(*).
-
-
-def order_by(key, desc, nulls_last=False):
-    expr = F(key)
-    if nulls_last:
-        return expr.desc(nulls_last=True) if desc else expr.asc(nulls_last=True)
-    return expr.desc() if desc else expr.asc()
-
-
-def keyset_page(qs, sort, cursor, size):
-    """One page of `size` rows after `cursor`, and the cursor of the next page (or None).
-
-    Rows whose key is NULL (no submit time, unfinished for the finish and duration sorts)
-    come after all others, ordered by id: a second phase of the same keyset, so both
-    databases order them alike and each phase is served by an index range.
-    """
-    qs, key, desc = sortable(qs, sort)
-    phase, value, last_id = parse_cursor(cursor, key) or (0, None, None)
-    rows = []
-    if phase == 0:
-        page = qs.filter(**{f"{key}__isnull": False})
-        if value is not None:
-            page = page.filter(beyond(key, desc, value, last_id))
-        rows = list(page.order_by(order_by(key, desc), order_by("id", desc))[: size + 1])
-        last_id = None
-    if len(rows) <= size:
-        tail = qs.filter(**{f"{key}__isnull": True})
-        if last_id is not None:
-            tail = tail.filter(**{"id__lt" if desc else "id__gt": last_id})
-        rows += list(tail.order_by(order_by("id", desc))[: size + 1 - len(rows)])
-    if len(rows) <= size:
-        return rows, None
-    rows = rows[:size]
-    return rows, make_cursor(rows[-1], key)
-
-
-def cursor_before(qs, sort, before, size):
-    """The cursor of the page of `size` rows that ends just before the row of the cursor
-    `before`; None when that is the first page. The same keyset walked the other way:
-    the `size` rows before it, and one more, whose cursor leads to them."""
-    qs, key, desc = sortable(qs, sort)
-    parsed = parse_cursor(before, key)
-    if parsed is None:
-        return None  # a broken cursor, or one of another sort: the first page
-    phase, value, pk = parsed
-    keyed = qs.filter(**{f"{key}__isnull": False})
-    backwards = (order_by(key, not desc), order_by("id", not desc))
-    if phase == 1:  # in the NULL-key tail: its rows before that one, then the keyed ones
-        tail = qs.filter(**{f"{key}__isnull": True, "id__gt" if desc else "id__lt": pk})
-        rows = list(tail.order_by(order_by("id", not desc))[: size + 1])
-        if len(rows) <= size:
-            rows += list(keyed.order_by(*backwards)[: size + 1 - len(rows)])
-    else:
-        before_rows = keyed.filter(beyond(key, not desc, value, pk))
-        rows = list(before_rows.order_by(*backwards)[: size + 1])
-    return make_cursor(rows[size], key) if len(rows) > size else None
-
-
-def sortable(qs, sort):
-    """The queryset a sort pages through, with its key and direction."""
-    key, desc = SORTS[sort]
-    if key != "submitted":
-        # No index serves finish time or duration: they sort the newest SORT_WINDOW
-        # matching tasks (by submit time, which the index serves), not the whole table.
-        newest = qs.order_by("-submitted", "-id").values("pk")[:SORT_WINDOW]
-        qs = qs.filter(pk__in=newest)
-    if key == "duration":
-        qs = qs.annotate(duration=duration_expression())
-    return qs, key, desc
-
-
-def beyond(key, desc, value, last_id):
-    # (key, id) < (value, last_id), written so the key's own range bounds the scan.
-    op, strict = ("lte", "lt") if desc else ("gte", "gt")
-    return Q(**{f"{key}__{op}": value}) & (
-        Q(**{f"{key}__{strict}": value}) | Q(**{f"id__{strict}": last_id})
-    )
-
-
-def make_cursor(task, key):
-    value = getattr(task, key)
-    if value is None:
-        return f"n~~{task.pk}"
-    if isinstance(value, timedelta):
-        return f"k~{value // timedelta(microseconds=1)}~{task.pk}"
-    return f"k~{value.isoformat()}~{task.pk}"
-
-
 # Facets: one GROUP BY (status, action) over the newest FACET_SAMPLE matching tasks
 # (FACET_SAMPLE_TEXT with a text search), filtered by everything but status and action.
 
 
-def facet_counts(form, request, images_only=False):
-    values = form.values
-    base = form.filter(Task.objects.all(), facets=False)
+def facet_counts(filters, request, images_only=False):
+    values = filters.form.values
+    base = filters.facet_base(Task.objects.all())
     if images_only:  # the gallery's chips count the cards they lead to
         base = with_image(base)
     size = FACET_SAMPLE_TEXT if values["q"] else FACET_SAMPLE

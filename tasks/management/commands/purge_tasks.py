@@ -5,7 +5,7 @@ Deletes in batches, each in its own short transaction, so a purge of millions of
 never holds a lock for long, and a purge that is stopped halfway keeps what it did.
 A task's events go with it; its archived image files too, unless another task still
 uses the same (content-addressed) file. The overview's hourly counts of the hours it
-deleted from are recomputed by the next roll-up refresh (tasks/rollup.py).
+deleted from are recomputed by the next roll-up refresh (tasks/reports/rollup.py).
 """
 
 from datetime import timedelta
