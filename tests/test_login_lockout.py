@@ -327,6 +327,9 @@ def test_the_limit_and_the_cool_off_come_from_the_environment():
     assert "MJ_LOGIN_FAILURE_LIMIT" in nonsense.stderr
 
 
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_person_in_a_browser_sees_the_lockout_page_without_csp_violations(
@@ -354,6 +357,8 @@ def test_a_person_in_a_browser_sees_the_lockout_page_without_csp_violations(
         assert "the account “carol” is locked for up to 15 minutes" in text
         assert "python manage.py axes_reset_username carol" in text
         assert page.evaluate("window.__csp") == []
+        if os.getenv("MJ_SCREENSHOTS"):  # README's picture of it (see tests/test_browser.py)
+            page.screenshot(path=SCREENSHOTS / "locked-out.png", full_page=True)
         page.click(f"a[href='{SITE}']")
         page.wait_for_url(live_server.url + SITE)
     finally:
