@@ -5,6 +5,9 @@
 - Hook callbacks for the same tasks interleaved with sync passes (both databases).
 - Two writers creating the same new task, one behind the other (a forced interleaving).
 - The property the lease is for, read from SyncRun: one pass per source at a time.
+
+Threads are tests.threads.Racer: what a thread raised fails the test, and each thread's
+result says what it did.
 """
 
 import json
@@ -32,6 +35,7 @@ from tasks.models import Source, SyncRun, Task, TaskEvent
 from tasks.simulator import ManualClock, RealClock, Simulator
 from tests.faultserver import wait_for
 from tests.test_crash_safety import database_url, kill, manage
+from tests.threads import Racer, SleepWatch, join_all, reached
 
 ROOT = Path(__file__).resolve().parent.parent
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -127,7 +131,8 @@ class QCluster:
         return OrmQ.objects.filter(key=self.name).count()
 
     def stop(self):
-        # One SIGTERM (a second can deadlock it, DJANGO-Q2-NOTES 8), then the whole group.
+        # One SIGTERM (a second soon after can deadlock it, django-q2 issue 346), then the
+        # whole group.
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -263,28 +268,19 @@ def versions_of(task_id):
     return [{"id": task_id, **FINAL, **step} for step in STEPS]
 
 
-def in_threads(*jobs, timeout=60):
-    """Run callables in threads, started together; re-raise the first error."""
+def in_threads(*jobs):
+    """Run callables in threads, started together; return their results in order, or
+    raise the first error (after every thread has ended)."""
     barrier = threading.Barrier(len(jobs))
-    errors = []
 
     def run(job):
-        try:
-            barrier.wait(timeout=10)
-            job()
-        except BaseException as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-        finally:
-            connection.close()  # each thread has its own connection
+        barrier.wait(timeout=10)
+        return job()
 
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    threads = [Racer(run, job, name=f"job-{i}") for i, job in enumerate(jobs)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    if errors:
-        raise errors[0]
+    return join_all(threads)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -306,14 +302,26 @@ def test_hooks_racing_sync_passes_leave_every_task_at_its_furthest_state(start_s
                 body = json.dumps(record, ensure_ascii=False)
                 response = client.post(url, body, content_type="application/json")
                 assert response.status_code == 200, response.content
+            return len(share)
 
         return post
 
     def passes():
-        for full in (False, True, False, False, True):
-            assert sync_source(source, full=full, wait_seconds=30).outcome == "ok"
+        return [
+            sync_source(source, full=full, wait_seconds=30)
+            for full in (False, True, False, False, True)
+        ]
 
-    in_threads(*(poster(hooks[i::5]) for i in range(5)), passes)
+    *posted, runs = in_threads(*(poster(hooks[i::5]) for i in range(5)), passes)
+
+    assert sum(posted) == len(hooks)  # every poster delivered its whole share
+    assert [(r.kind, r.outcome) for r in runs] == [
+        ("light", "ok"),
+        ("full", "ok"),
+        ("light", "ok"),
+        ("light", "ok"),
+        ("full", "ok"),
+    ], [r.error for r in runs]
 
     for task_id in ids:
         task = Task.objects.get(source=source, task_id=task_id)
@@ -330,62 +338,84 @@ def test_two_writers_creating_one_task_keep_the_furthest_state(make_source, star
     # SUBMITTED when writer B inserts SUCCESS and commits; then A goes on.
     source = make_source(start_sim("novicezk"))
     behind, ahead = versions_of("1700000000000901")[1], versions_of("1700000000000901")[-1]
-    a_has_read, a_may_go, b_done = threading.Event(), threading.Event(), threading.Event()
+    a_has_read, a_may_go, b_begins = threading.Event(), threading.Event(), threading.Event()
     real_new_row = sync.new_row
 
     def new_row(*args, **kwargs):
-        if threading.current_thread().name == "writer-a":
+        if threading.current_thread().name == "writer-a" and not a_has_read.is_set():
             a_has_read.set()
-            a_may_go.wait(10)
+            assert a_may_go.wait(60), "writer A was never let go"
         return real_new_row(*args, **kwargs)
 
-    def writer(record, name, done=None):
-        def run():
-            try:
-                ingest(source, [record], via="hook")
-            finally:
-                if done:
-                    done.set()
-                connection.close()
+    def note_begin(execute, sql, params, many, context):
+        if sql.startswith("BEGIN"):
+            b_begins.set()  # SQLite: B asks for the write lock, which A holds
+        return execute(sql, params, many, context)
 
-        return threading.Thread(target=run, name=name)
+    def writer_b():
+        with connection.execute_wrapper(note_begin):
+            return ingest(source, [ahead], via="hook")
 
+    a = Racer(ingest, source, [behind], via="hook", name="writer-a")
+    b = Racer(writer_b, name="writer-b")
+    started = []
     with mock.patch.object(sync, "new_row", new_row):
-        a = writer(behind, "writer-a")
-        a.start()
-        assert a_has_read.wait(10)
-        b = writer(ahead, "writer-b", done=b_done)
-        b.start()
-        b_done.wait(2)  # PostgreSQL: B commits now; SQLite: B waits for A's write lock
-        a_may_go.set()
-        a.join(20)
-        b.join(20)
+        try:
+            a.start()
+            started.append(a)
+            assert reached(a_has_read.is_set, a), "writer A never got to its insert"
+            b.start()
+            started.append(b)
+            if ON_POSTGRESQL:
+                # A holds no lock on a row that does not exist yet: B inserts and commits.
+                assert reached(lambda: not b.is_alive()), "writer B waited for writer A"
+            else:
+                # SQLite has one writer at a time: B waits for A's transaction.
+                assert reached(b_begins.is_set, b), "writer B never asked for the write lock"
+        finally:
+            a_may_go.set()
+            results = join_all(started)
+    (a_counts, _), (b_counts, _) = results
 
+    def outcome(counts):
+        return {n: getattr(counts, n) for n in ("created", "updated", "unchanged", "stale")}
+
+    if ON_POSTGRESQL:
+        # A's insert met B's row: A read the batch again and found its record behind.
+        assert outcome(b_counts) == {"created": 1, "updated": 0, "unchanged": 0, "stale": 0}
+        assert outcome(a_counts) == {"created": 0, "updated": 0, "unchanged": 0, "stale": 1}
+    else:
+        # B came after A's commit and moved the task forward.
+        assert outcome(a_counts) == {"created": 1, "updated": 0, "unchanged": 0, "stale": 0}
+        assert outcome(b_counts) == {"created": 0, "updated": 1, "unchanged": 0, "stale": 0}
     task = Task.objects.get(source=source, task_id="1700000000000901")
     assert task.status == "SUCCESS"
     assert json.loads(task.raw) == ahead
+    assert_no_duplicates()
+    assert_timelines_never_go_back()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pass_that_waited_for_the_lease_starts_when_it_got_it(start_sim, make_source):
+def test_a_pass_that_waited_for_the_lease_starts_when_it_got_it(
+    start_sim, make_source, monkeypatch
+):
     sim = start_sim("novicezk", tasks=5)
     source = make_source(sim)
     assert claim_lease(source, "another pass")
-    result = {}
+    naps = SleepWatch()
+    monkeypatch.setattr(sync, "time", naps)
+    thread = Racer(sync_source, source, wait_seconds=30, name="waiting-pass")
 
-    def waiting_pass():
-        try:
-            result["run"] = sync_source(source, wait_seconds=10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=waiting_pass)
     thread.start()
-    time.sleep(1.5)
-    released = timezone.now()
-    release_lease(source, "another pass")
-    thread.join(20)
+    try:
+        # The pass has found the lease taken and sleeps before its next try.
+        waited = reached(naps.began.is_set, thread)
+    finally:
+        released = timezone.now()
+        release_lease(source, "another pass")
+        run = thread.join()
 
-    run = result["run"]
+    assert waited, "the pass never waited for the lease"
     assert run.outcome == SyncRun.Outcome.OK, run.error
     assert run.started >= released
+    assert run.created == Task.objects.filter(source=source).count() > 0  # it did its work

@@ -12,12 +12,13 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from tasks.ingest.sync import ingest
-from tasks.models import ImageState, Source, SyncRun, Task
-from tasks.web import views
+from tasks.models import HourlyCount, ImageState, RolledHour, Source, SyncRun, Task
+from tasks.web import pager, views
 
 pytestmark = pytest.mark.django_db
 
@@ -209,16 +210,65 @@ def test_the_viewer_group_exists_and_can_see_but_not_change(viewer_client, tasks
 # and the user.
 
 
-def test_the_overview_costs_a_fixed_number_of_queries(client, tasks, django_assert_num_queries):
-    SyncRun.objects.create(source=Source.objects.get(), kind="full", outcome="ok")
-    # session, user, the secrets to mask, recent, sources + last runs (2), the roll-up's
-    # plan (2), its first
-    # roll of the window (10 with savepoints and an ANALYZE; later requests skip it, see
-    # tests/test_rollup.py), rolled counts with the fail reasons (2), the live hour, sample,
-    # the image archive's kept counts and its backlog (2)
-    with django_assert_num_queries(24):
+def ms(moment):
+    return int(moment.timestamp() * 1000)
+
+
+def overview_rows(first, sources, per_source):
+    """Sources `first`.. with a sync run each and `per_source` tasks each, in the overview's
+    window: in the current hour (counted live) and in past hours (rolled up), the more
+    sources the more hours, failures with their reasons among them."""
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for i in range(first, first + sources):
+        src = Source.objects.create(name=f"source-{i}", base_url="http://127.0.0.1:9")
+        SyncRun.objects.create(source=src, kind="full", outcome="ok", ended=timezone.now())
+        rows = []
+        for n in range(per_source):
+            submitted = hour - timedelta(hours=3 * i + n, seconds=n)  # the first: this hour
+            fields = {"submitTime": ms(submitted), "startTime": ms(submitted) + 4_000}
+            fields["finishTime"] = ms(submitted) + 50_000
+            if n % 4 == 3:
+                fields.update(status="FAILURE", failReason=f"reason {n}", imageUrl=None)
+            rows.append(record(1000 * i + n, **fields))
+        ingest(src, rows)
+
+
+def overview_queries(client):
+    """The queries of the overview's first request (rolls up the window from nothing) and
+    of a later one once its cached figures have expired, with the figures shown."""
+    cache.clear()
+    HourlyCount.objects.all().delete()
+    RolledHour.objects.all().delete()
+    with CaptureQueriesContext(connection) as cold:
         response = client.get("/")
     assert response.status_code == 200
+    cache.clear()
+    with CaptureQueriesContext(connection) as warm:
+        client.get("/")
+    return len(cold), len(warm), response.context
+
+
+def test_the_overview_costs_the_same_queries_however_many_rows_it_shows(
+    client, django_assert_num_queries
+):
+    # No query per source, per task shown or per hour: three times the sources, the
+    # tasks and the hours holding them cost not one query more, on the first request
+    # (which rolls up the window) and on a later one.
+    overview_rows(0, sources=2, per_source=4)
+    cold, warm, shown = overview_queries(client)
+    assert (shown["stats"]["total"], len(shown["stats"]["sources"])) == (8, 2)
+    assert len(shown["recent"]) == 8
+    # Rolling up the window's 720 hours from nothing: a few statements, not one an hour
+    # (nor one a day).
+    assert cold - warm < 24, (cold, warm)
+
+    overview_rows(2, sources=4, per_source=4)
+    assert overview_queries(client)[:2] == (cold, warm)
+    shown = overview_queries(client)[2]
+    assert (shown["stats"]["total"], len(shown["stats"]["sources"])) == (24, 6)
+    assert len(shown["recent"]) == views.RECENT == 12
+    assert dict(shown["stats"]["reasons"]) == {"reason 3": 6}
+
     # Within the minute the figures come from the cache: session, user, secrets, recent.
     with django_assert_num_queries(4):
         client.get("/")
@@ -533,18 +583,18 @@ def test_walking_every_page_lists_each_task_once_in_order(client, source, sort):
     key, desc = views.SORTS[sort]
     qs = Task.objects.all()
     if key == "duration":
-        from tasks.web.filters import duration_expression
+        from tasks.web.pager import duration_expression
 
         qs = qs.annotate(duration=duration_expression())
     expected = [
         t.task_id
         for t in qs.filter(**{f"{key}__isnull": False}).order_by(
-            views.order_by(key, desc), views.order_by("id", desc)
+            pager.order_by(key, desc), pager.order_by("id", desc)
         )
     ]
     expected += [
         t.task_id
-        for t in qs.filter(**{f"{key}__isnull": True}).order_by(views.order_by("id", desc))
+        for t in qs.filter(**{f"{key}__isnull": True}).order_by(pager.order_by("id", desc))
     ]
     assert seen == expected
 
@@ -588,10 +638,30 @@ def test_page_links_keep_the_filters(client, source):
     assert "cursor=" in next_link
 
 
-def test_a_forged_cursor_starts_from_the_first_page(client, tasks):
-    for cursor in ("garbage", "k~not-a-date~1", "k~1~x", "n~~-5", "~~"):
+def test_a_forged_cursor_starts_from_the_first_page(client, source):
+    ingest(source, [record(n) for n in range(60)])  # more than a page
+    first = client.get(reverse("tasks:list"))
+    assert len(ids(first)) == 50 and first.context["next_cursor"]
+    for cursor in ("garbage", "k~not-a-date~1", "k~1~x", "~~", "k~2023-11-14~"):
         response = client.get(reverse("tasks:list"), {"cursor": cursor})
-        assert response.status_code == 200
+        assert response.status_code == 200, cursor
+        assert ids(response) == ids(first), cursor
+        assert response.context["next_cursor"] == first.context["next_cursor"], cursor
+        assert response.context["is_first_page"], cursor
+        assert "cursor: Not a page of this list: the first page is shown." in html.unescape(
+            response.content.decode()
+        ), cursor
+
+
+def test_a_cursor_after_the_last_task_shows_an_empty_page_not_an_error(client, source):
+    # Well formed, so not refused: the rows without a submit time, after an id below
+    # every task's. Nothing comes after it.
+    ingest(source, [record(n) for n in range(60)])
+    response = client.get(reverse("tasks:list"), {"cursor": "n~~-5"})
+    assert response.status_code == 200
+    assert ids(response) == []
+    assert response.context["next_cursor"] is None
+    assert not response.context["is_first_page"]
 
 
 # Rows
@@ -1036,10 +1106,68 @@ def test_the_overview_shows_counts_failure_rate_and_percentiles(client, tasks):
     assert s["total"] == 6
     assert dict(s["statuses"]) == {"SUCCESS": 3, "FAILURE": 2, "IN_PROGRESS": 1}
     assert s["failure_rate"] == pytest.approx(2 / 5)
-    assert s["queue_wait"]["p50"] == timedelta(seconds=5)
-    assert s["run_time"]["p95"] == timedelta(seconds=60)
+    assert s["queue_wait"]["p50"] == timedelta(seconds=5)  # every task here waited 5 s
+    assert s["run_time"]["p95"] == timedelta(seconds=60)  # and ran 60 s
     assert ("任务超时", 1) in s["reasons"]
     assert "<svg" in response.content.decode()
+
+
+def timed(n, wait, run, **fields):
+    """A task submitted n minutes into the last three hours that waited `wait` seconds in
+    the queue and ran for `run`."""
+    submitted = ms(timezone.now() - timedelta(hours=3)) + n * 60_000
+    start = submitted + wait * 1000
+    times = {"submitTime": submitted, "startTime": start, "finishTime": start + run * 1000}
+    return record(n, **(times | fields))
+
+
+@pytest.fixture
+def spread(source):
+    """Tasks of two sources with waits and run times all different, in the window.
+
+    main: 20 successes waiting 1 s .. 20 s and running 15 s .. 205 s (in another order),
+    and tasks that must not count: a failure, one still running, one never started.
+    other: 10 successes waiting 30 s .. 300 s and running 7 s .. 70 s.
+    """
+    other = Source.objects.create(name="other", base_url="http://127.0.0.1:8")
+    main = [timed(k, wait=k, run=10 * ((7 * k) % 20) + 15) for k in range(1, 21)]
+    main += [
+        timed(21, wait=900, run=900, status="FAILURE", failReason="banned"),
+        timed(22, wait=800, run=0, status="IN_PROGRESS", progress="40%", finishTime=None),
+        timed(23, wait=0, run=0, startTime=None, finishTime=None, status="SUCCESS"),
+    ]
+    ingest(source, main)
+    ingest(other, [timed(100 + k, wait=30 * k, run=7 * k) for k in range(1, 11)])
+
+
+def test_the_overview_takes_each_sources_percentiles_over_its_finished_successes(client, spread):
+    s = client.get("/").context["stats"]
+    figures = {f.source.name: f for f in s["sources"]}
+
+    assert (figures["main"].queue_wait["n"], figures["main"].run_time["n"]) == (20, 20)
+    assert (figures["other"].queue_wait["n"], figures["other"].run_time["n"]) == (10, 10)
+    assert (s["queue_wait"]["n"], s["run_time"]["n"], s["sample_size"]) == (30, 30, 30)
+
+
+# A percentile is the nearest rank, an observed value (tasks/reports/overview.py): the
+# p-th percentile of n values is the ceil(p * n)-th smallest.
+def test_the_overview_shows_each_sources_queue_wait_and_run_time_percentiles(client, spread):
+    s = client.get("/").context["stats"]
+    figures = {f.source.name: f for f in s["sources"]}
+
+    seconds = timedelta(seconds=1)
+    # main's waits 1..20: the 10th and the 19th smallest.
+    assert figures["main"].queue_wait == {"p50": 10 * seconds, "p95": 19 * seconds, "n": 20}
+    # main's runs 15, 25 .. 205: the 10th and the 19th.
+    assert figures["main"].run_time == {"p50": 105 * seconds, "p95": 195 * seconds, "n": 20}
+    # other's waits 30, 60 .. 300: the 5th and the 10th.
+    assert figures["other"].queue_wait == {"p50": 150 * seconds, "p95": 300 * seconds, "n": 10}
+    # other's runs 7, 14 .. 70: the 5th and the 10th.
+    assert figures["other"].run_time == {"p50": 35 * seconds, "p95": 70 * seconds, "n": 10}
+    # All 30: waits 1..20 then 30, 60 .. 300: the 15th (15 s) and the 29th (270 s).
+    assert s["queue_wait"] == {"p50": 15 * seconds, "p95": 270 * seconds, "n": 30}
+    # Runs 7 14 15 21 25 28 35 35 42 45 49 55 56 63 65 70 75 85 .. 205: the 15th, the 29th.
+    assert s["run_time"] == {"p50": 65 * seconds, "p95": 195 * seconds, "n": 30}
 
 
 def test_the_overview_only_counts_the_recent_window(client, source):

@@ -2,7 +2,7 @@
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +11,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tasks.ingest.records import normalise
 from tasks.ingest.sync import claim_lease, ingest, refresh_tasks, release_lease, sync_source
 from tasks.models import InvalidRecord, Source, SourceKind, SyncRun, Task, TaskEvent
 from tests.conftest import make_task
@@ -29,43 +28,73 @@ def calls_since(sim, start):
     return [(method, urlsplit(path).path) for method, path, _ in sim.requests_log[start:]]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TEXT_FIELDS = {
+    "action": "action",
+    "status": "status",
+    "prompt": "prompt",
+    "promptEn": "prompt_en",
+    "description": "description",
+    "state": "state",
+    "imageUrl": "image_url",
+    "failReason": "fail_reason",
+}
+TIME_FIELDS = {"submitTime": "submitted", "startTime": "started", "finishTime": "finished"}
+PERCENT = re.compile(r"([0-9]{1,3})%")
+
+
+def expected_fields(record):
+    """The typed fields a simulator record should give, worked out here from the record
+    itself, not by the app's records.normalise: strings as sent (null: ""), epoch
+    milliseconds as aware UTC datetimes (null or 0: not yet), "NN%" as the number NN."""
+    expected = {}
+    for key, field in TEXT_FIELDS.items():
+        value = record.get(key)
+        assert value is None or isinstance(value, str), (key, value)
+        expected[field] = "" if value is None else value
+    for key, field in TIME_FIELDS.items():
+        ms = record.get(key)
+        assert ms is None or (isinstance(ms, int) and (ms == 0 or ms > 10**12)), (key, ms)
+        expected[field] = EPOCH + timedelta(milliseconds=ms) if ms else None
+    progress = record.get("progress") or ""
+    percent = PERCENT.fullmatch(progress)
+    assert percent or progress == "", f"a progress this test cannot read: {progress!r}"
+    expected["progress"] = progress
+    expected["progress_pct"] = int(percent.group(1)) if percent else None
+    expected["properties"] = record.get("properties") or {}
+    return expected
+
+
 def assert_mirrors(source, records):
     rows = {t.task_id: t for t in Task.objects.filter(source=source)}
     for record in records:
         task = rows[record["id"]]
         assert json.loads(task.raw) == record
         assert list(json.loads(task.raw)) == list(record)  # key order kept
-        typed = normalise(record)
-        for field in (
-            "action",
-            "status",
-            "prompt",
-            "prompt_en",
-            "description",
-            "state",
-            "progress",
-            "fail_reason",
-        ):
-            assert getattr(task, field) == getattr(typed, field), field
-        assert task.submitted == typed.submitted
-        assert task.started == typed.started
-        assert task.finished == typed.finished
-        assert task.properties == typed.properties
-        assert task.progress_pct == typed.progress_pct
-        assert task.image_url == typed.image_url
+        for field, value in expected_fields(record).items():
+            assert getattr(task, field) == value, (record["id"], field)
 
 
 @pytest.mark.parametrize("flavor", ["novicezk", "trueai"])
 def test_a_first_full_sync_mirrors_every_task_field_for_field(start_sim, make_source, flavor):
     sim = start_sim(flavor, tasks=80)
+    running = dict(sim.all_records()[-1], id="1700000000000555", progress="46%")
+    sim.put(dict(running, status="IN_PROGRESS", finishTime=None, failReason=None))
     source = make_source(sim)
 
     run = sync_source(source, full=True)
 
     assert run.outcome == SyncRun.Outcome.OK, run.error
-    assert run.created == 80
-    assert Task.objects.filter(source=source).count() == 80
-    assert_mirrors(source, sim.all_records())
+    assert run.created == 81
+    assert Task.objects.filter(source=source).count() == 81
+    records = sim.all_records()
+    assert_mirrors(source, records)
+    # The records hold every case the typing has to get right.
+    expected = [expected_fields(r) for r in records]
+    assert {e["progress_pct"] for e in expected} >= {None, 0, 46, 100}
+    assert any(e["started"] is None for e in expected)
+    assert any(e["finished"] is not None for e in expected)
+    assert any(e["fail_reason"] for e in expected) and any(e["state"] for e in expected)
 
 
 def test_a_relay_source_refreshes_the_tasks_it_knows_through_list_by_condition(

@@ -155,12 +155,13 @@ def percentiles(values):
         return {}
     values = sorted(values)
 
-    def pick(p):
-        # Nearest rank: an observed value, never an interpolation between two.
-        index = max(0, min(len(values) - 1, round(p * len(values) + 0.5) - 1))
+    def pick(percent):
+        # Nearest rank, an observed value, never an interpolation between two: the
+        # ceil(percent * n / 100)-th smallest, in integers (round() would halve to even).
+        index = -(-percent * len(values) // 100) - 1
         return timedelta(seconds=values[index])
 
-    return {"p50": pick(0.50), "p95": pick(0.95), "n": len(values)}
+    return {"p50": pick(50), "p95": pick(95), "n": len(values)}
 
 
 def sources_with_health(now):
