@@ -3,18 +3,19 @@ syncing real simulators: the work is shared between the clusters, each source ha
 pass at a time, every task is stored exactly once, and a worker killed mid-pass over
 100,000 tasks is taken over by another cluster, which completes the work (issue 8).
 
-Passes are put on the queue by the schedules' own functions (tasks.sync.full_pass and
-light_pass, which async_task tasks.sync.sync_source_by_id per source), or by that
+Passes are put on the queue by the schedules' own functions (tasks.ingest.sync.full_pass and
+light_pass, which async_task tasks.ingest.sync.sync_source_by_id per source), or by that
 async_task itself for one source, not by waiting for the scheduler's 30 s tick; the
 schedules are removed for the test so that they add no passes of their own. A SyncRun
 names its worker ("host:pid"); django-q2's workers are children of a qcluster process,
 which runs in a session of its own, so the pid's process group tells the cluster.
 
 On SQLite these tests are skipped: several processes writing at once is PostgreSQL's
-job. With CI=true, a Redis that cannot be reached fails them instead.
+job (CI runs them in its PostgreSQL pass). Under CI, a Redis that cannot be reached fails
+them instead.
 
-MJ_MULTIWORKER_COMPARE=1 also times one worker against three (the figures are printed;
-that takes several minutes, so it is not part of the normal run).
+How much three workers gain over one is a figure, not a test: bench/workers.py times it
+with the Clusters and Simulators below (README, "Several workers").
 """
 
 import os
@@ -46,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "multi-s3cret"
-COMPARE = os.getenv("MJ_MULTIWORKER_COMPARE", "").lower() in ("1", "true", "yes")
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -155,37 +155,51 @@ def cluster_of(worker, group):
     return owners[0]
 
 
-@pytest.fixture
-def clusters(backends, tmp_path):
-    name = f"mjsite-test-{uuid.uuid4().hex[:10]}"
-    started = []
+class Clusters:
+    """qcluster processes sharing one queue on Redis, named for this run alone.
+    clusters(count, **kwargs) starts count more and returns them once they run."""
 
-    def start(count=1, **kwargs):
-        new = [Cluster(name, tmp_path, **kwargs) for _ in range(count)]
-        started.extend(new)
+    def __init__(self, log_dir, prefix="mjsite-test"):
+        self.name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.log_dir = log_dir
+        self.started = []
+
+    def __call__(self, count=1, **kwargs):
+        new = [Cluster(self.name, self.log_dir, **kwargs) for _ in range(count)]
+        self.started.extend(new)
         return [c.wait_ready() for c in new]
 
-    start.name = name
-    start.logs = lambda: "\n".join(c.log.read_text()[-2000:] for c in started)
-    yield start
-    for cluster in started:
-        cluster.kill()
-    redis.from_url(REDIS_URL).delete(f"django_q:{name}:q")
+    def logs(self):
+        return "\n".join(c.log.read_text()[-2000:] for c in self.started)
+
+    def stop(self):
+        for cluster in self.started:
+            cluster.kill()
+        redis.from_url(REDIS_URL).delete(f"django_q:{self.name}:q")
 
 
 @pytest.fixture
-def simulators():
-    """Simulators in processes of their own (`manage.py mj_simulator`), so that serving
-    the lists takes nothing from the test process."""
-    started = []
+def clusters(backends, tmp_path):
+    started = Clusters(tmp_path)
+    yield started
+    started.stop()
 
-    def start(tasks, count=1):
+
+class Simulators:
+    """Simulators in processes of their own (`manage.py mj_simulator`), so that serving
+    the lists takes nothing from the test process. simulators(tasks, count) starts count
+    more, each with its own seed, and returns their URLs."""
+
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, tasks, count=1):
         procs = []
         for i in range(count):
             procs.append(
                 subprocess.Popen(
                     [PY, "manage.py", "mj_simulator", "--port", "0", "--tasks", str(tasks)]
-                    + ["--secret", SECRET, "--seed", str(100 + len(started) + i)]
+                    + ["--secret", SECRET, "--seed", str(100 + len(self.started) + i)]
                     + ["--new-task-every", "0"],
                     cwd=ROOT,
                     stdout=subprocess.PIPE,
@@ -193,17 +207,24 @@ def simulators():
                     text=True,
                 )
             )
-        started.extend(procs)
+        self.started.extend(procs)
         return [p.stdout.readline().rsplit(" on ", 1)[1].strip() for p in procs]
 
-    yield start
-    for proc in started:
-        proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    def stop(self):
+        for proc in self.started:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def simulators():
+    started = Simulators()
+    yield started
+    started.stop()
 
 
 @contextmanager
@@ -232,7 +253,7 @@ def queue(cluster_name, source_id, full=True):
 
 
 def schedule_fires(cluster_name, func):
-    """What a schedule does when it fires: tasks.sync.full_pass or light_pass, which queue
+    """What a schedule does when it fires: tasks.ingest.sync.full_pass or light_pass, which queue
     one pass per enabled source for the clusters to share."""
     with on_queue_of(cluster_name):
         func()
@@ -429,24 +450,4 @@ def test_a_worker_killed_mid_pass_over_100k_tasks_is_taken_over_by_another(clust
         f"\n3 workers, 1 source x 100,000 tasks, lease holder killed after {len(at_kill):,} "
         f"tasks at {killed - started:.1f} s: taken over and completed at {took:.1f} s "
         f"(the takeover pass itself {(done.ended - done.started).total_seconds():.1f} s)"
-    )
-
-
-@pytest.mark.skipif(not COMPARE, reason="timing one worker against three: MJ_MULTIWORKER_COMPARE=1")
-@pytest.mark.parametrize(("sources_count", "tasks_each"), [(10, 10_000), (1, 100_000)])
-def test_how_much_three_workers_gain_over_one(clusters, simulators, sources_count, tasks_each):
-    urls = simulators(tasks_each, count=sources_count)
-    timings = {}
-    for workers in (1, 3):
-        sources = make_sources(f"w{workers}-", urls)  # each with its own SyncRun history
-        group = clusters(workers)
-        timings[workers] = sync_all(clusters, sources, seconds=1800)
-        for cluster in group:
-            cluster.kill()
-        runs = finished_full_passes(sources)
-        assert set(runs.values_list("outcome", flat=True)) == {"ok"}
-        assert Task.objects.filter(source__in=sources).count() == sources_count * tasks_each
-    print(
-        f"\n{sources_count} source(s) x {tasks_each:,} tasks: 1 worker {timings[1]:.1f} s, "
-        f"3 workers {timings[3]:.1f} s ({timings[1] / timings[3]:.2f}x)"
     )

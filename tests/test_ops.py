@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from tasks.models import ImageState, Source, SyncRun, Task, TaskEvent
 from tasks.reports import metrics
-from tests.conftest import IN_CI, make_task
+from tests.conftest import IN_CI, ci_flag, make_task
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -99,14 +99,37 @@ def stop(proc):
             proc.wait()
 
 
-def need_tool(name):
+def need_tool(name, package=None):
+    """The tool's path; skipped where it is not installed, a failure under CI (.ci/run
+    installs every tool the suite uses, so one missing there is a broken CI machine)."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (apt-get install -y {name})"
+        message = f"{name} is not installed (apt-get install -y {package or name})"
         if IN_CI:
             pytest.fail(message + ": CI must install it (.ci/run)")
         pytest.skip(message)
     return path
+
+
+@pytest.mark.parametrize(
+    "value, is_ci",
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("gitlab", True),
+        ("", False),
+        (None, False),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        (" false ", False),
+    ],
+)
+def test_any_ci_value_but_empty_0_or_false_means_ci(value, is_ci):
+    # Whatever spelling a CI service uses, a missing tool must fail there, not skip.
+    assert ci_flag(value) is is_ci
 
 
 def make_run(source, kind="light", outcome="ok", ago=60, took=2.0):
@@ -802,9 +825,7 @@ def test_the_worker_unit_stops_qcluster_with_one_sigterm_and_waits_out_a_pass():
 
 
 def test_systemd_analyze_verifies_the_units(tmp_path):
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        pytest.skip("systemd-analyze is not installed (the units' paths are checked above)")
+    tool = need_tool("systemd-analyze", package="systemd")
     for path in (DEPLOY / "systemd").glob("*.service"):
         text = path.read_text().replace(
             "/etc/mjsite/mjsite.env", str(in_checkout("/etc/mjsite/mjsite.env"))

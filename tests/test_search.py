@@ -1,8 +1,15 @@
-"""The text search: short Chinese words, English prefixes, ids; an index that keeps up."""
+"""The text search: short Chinese words, English prefixes, ids; an index that keeps up.
+
+Every check here goes through real rows and the database's own index (FTS5 on SQLite,
+tsvector on PostgreSQL): what a search finds and what it does not, never the text of the
+query the database is sent, so a change of how the query is spelled cannot break these
+and a change of what it finds cannot pass them.
+"""
 
 import pytest
 from django.apps import apps
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tasks.db import search
 from tasks.ingest.sync import ingest
@@ -26,47 +33,125 @@ def store(source, task_id, **fields):
     ingest(source, [{"id": task_id, "status": "SUCCESS", "submitTime": 1700000000000, **fields}])
 
 
-# The normal form
+# What a query finds
+
+
+@pytest.fixture
+def prompts(source):
+    for task_id, prompt in [
+        ("1", "黄昏时的灯塔"),
+        ("2", "Lighthouse at DUSK, --ar 16:9"),
+        ("3", "猫猫cat"),
+        ("4", "“引号”，逗号。"),
+        ("5", "ねこ 고양이"),
+        ("6", "Un CAFÉ crème"),
+    ]:
+        store(source, task_id, prompt=prompt)
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    "query, expected",
     [
-        ("黄昏时的灯塔", "黄 昏 时 的 灯 塔"),
-        ("Lighthouse at DUSK, --ar 16:9", "lighthouse at dusk ar 16 9"),
-        ("猫猫cat", "猫 猫 cat"),
-        ("“引号”，逗号。", "引 号 逗 号"),
-        ("ねこ 고양이", "ね こ 고 양 이"),
-        ("/up 1700000000000001 U1", "up 1700000000000001 u1"),
-        ("café", "café"),
-        ("", ""),
-        (None, ""),
+        # Chinese: any one or two characters that stand side by side, anywhere.
+        ("灯塔", ["1"]),
+        ("黄昏", ["1"]),
+        ("时", ["1"]),
+        ("塔灯", []),
+        ("黄塔", []),
+        # Latin: any case, punctuation in the prompt or the query does not matter.
+        ("lighthouse", ["2"]),
+        ("DUSK", ["2"]),
+        ("dusk,", ["2"]),
+        ("16:9", ["2"]),
+        ("--ar", ["2"]),
+        ("16:10", []),
+        # Chinese and Latin run together are both words.
+        ("猫猫", ["3"]),
+        ("cat", ["3"]),
+        ("猫猫cat", ["3"]),
+        # Full-width punctuation is not part of a word.
+        ("引号", ["4"]),
+        ("“逗号”", ["4"]),
+        ("逗号。", ["4"]),
+        # Japanese and Korean as Chinese: each character a word.
+        ("ねこ", ["5"]),
+        ("고양이", ["5"]),
+        ("양이", ["5"]),
+        ("이양", []),
+        # Accented letters are letters, in either case.
+        ("café", ["6"]),
+        ("CRÈME", ["6"]),
+        ("nothing-like-it", []),
     ],
 )
-def test_the_normal_form_makes_each_cjk_character_a_word(text, expected):
-    assert search.normalise(text) == expected
+def test_a_query_finds_the_words_whatever_the_case_punctuation_and_script(prompts, query, expected):
+    assert found(query) == expected
 
 
-def test_a_query_becomes_phrases_that_must_all_match():
-    parts = search.query_parts("黄昏 灯塔 light")
-    assert parts == [["黄", "昏"], ["灯", "塔"], ["light"]]
-    assert search.fts5_query(parts) == '"黄 昏" AND "灯 塔" AND "light" *'
-    assert search.tsquery(parts) == "('黄' <-> '昏') & ('灯' <-> '塔') & ('light':*)"
+def test_every_part_of_a_query_must_match_and_a_latin_word_may_be_a_prefix(source):
+    store(source, "1", prompt="黄昏时的灯塔", promptEn="lighthouse at dusk")
+    store(source, "2", prompt="黄昏的海")  # 黄昏, no 灯塔
+    store(source, "3", prompt="灯下的塔", promptEn="a light")  # 灯 and 塔, not side by side
+    store(source, "4", prompt="灯塔", promptEn="delight")  # "light" inside a word
+
+    assert found("黄昏 灯塔 light") == ["1"]
+    assert found("灯塔") == ["1", "4"]
+    assert found("黄昏") == ["1", "2"]
+    assert found("light") == ["1", "3"]  # the start of a word, not its middle
+    assert found("灯塔 light") == ["1"]
+    assert found("dusk lighthouse") == ["1"]  # in any order
 
 
-def test_a_query_of_punctuation_only_has_no_words():
-    assert search.query_parts(' "" ，。 -- ') == []
+def test_a_query_of_punctuation_only_finds_nothing_and_fails_nothing(source):
+    store(source, "1", prompt='“引号”，逗号。 -- "quoted"')
+
+    assert found(' "" ，。 -- ') == []
 
 
-def test_a_long_query_is_cut_to_a_bounded_number_of_words():
-    parts = search.query_parts("猫" * 500)
-    assert sum(len(p) for p in parts) == search.MAX_QUERY_WORDS
+def test_a_very_long_query_is_answered_with_a_bounded_database_query(source):
+    store(source, "1", prompt="猫" * 600)
+    store(source, "2", prompt="猫" * 5)
+    long_query = "猫" * 500 + " " + " ".join(["猫"] * 5000)
+
+    with CaptureQueriesContext(connection) as queries:
+        hits = found(long_query)
+
+    assert hits == ["1"]  # what the query asks for, as far as it is read
+    assert queries.captured_queries
+    assert all(len(q["sql"]) < 2000 for q in queries.captured_queries), [
+        len(q["sql"]) for q in queries.captured_queries
+    ]
 
 
-def test_quotes_and_operators_in_a_query_cannot_break_out_of_the_phrase():
-    parts = search.query_parts('a" OR "b \' NEAR( c:* ) & !d')
-    assert search.fts5_query(parts).count('"') == 2 * len(parts)
-    assert all(w.isalnum() for p in parts for w in p)
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        # Were these operators, the first ones would find every task, "cat & !dog" task 1,
+        # NEAR tasks 3 and 4, "body:cat" the tasks with "cat", <-> none.
+        ('cat" OR "dog', ["3"]),
+        ("cat OR dog", ["3"]),
+        ("cat AND dog", ["4"]),
+        ("cat | dog", ["3", "4"]),
+        ("cat' | 'dog", ["3", "4"]),
+        ("cat & !dog", ["3", "4"]),
+        ("cat -dog", ["3", "4"]),
+        ("cat NOT dog", ["3"]),
+        ("NEAR(cat dog)", ["3"]),
+        ("body:cat", []),
+        ("cat:* dog", ["3", "4"]),
+        ("cat\\ dog", ["3", "4"]),
+        ("(cat) <-> (dog)", ["3", "4"]),
+    ],
+)
+def test_search_syntax_typed_in_a_query_is_words_never_operators(source, query, expected):
+    # FTS5's and tsquery's own syntax typed in the box is searched as words: no error from
+    # the database, no OR, NOT, NEAR, column filter or phrase operator.
+    store(source, "1", prompt="a cat")
+    store(source, "2", prompt="a dog")
+    store(source, "3", prompt="dog or not near cat")
+    store(source, "4", prompt="dog and cat")
+
+    assert found(query) == expected
 
 
 # The index, through real rows

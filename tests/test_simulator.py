@@ -68,7 +68,8 @@ def fetch(sim, task_id, headers=AUTH):
     return get(sim, f"/mj/task/{task_id}/fetch", headers)
 
 
-def wait_until(predicate, timeout=5.0):
+def wait_until(predicate, timeout=30.0):
+    # Generous: a loaded machine is slow, and a predicate that holds returns at once.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -630,25 +631,42 @@ def test_notify_hook_pushes_every_change_in_order(make_sim, receiver):
     assert body == sim.record(task_id)
 
 
+def answered(sim, task_id, key):
+    """Whether the push of task_id's key ("STATUS:progress") was sent and answered."""
+    return any(entry[:2] == (task_id, key) for entry in sim.notify_log)
+
+
 def test_notify_hook_drops_a_change_older_than_the_last_one_sent(make_sim, receiver):
     sim = make_sim(notify_hook=receiver.url, notify_interval=0.02)
     task_id = sim.submit()
     sim.clock.advance(90)
     assert wait_until(lambda: "SUCCESS:100%" in receiver.keys(task_id))
     sim.put({"id": task_id, "status": "IN_PROGRESS", "progress": "46%"})
+    # The notifier has looked at the put record since: a task submitted after it was
+    # pushed, and then pushed again when it moved on, by a later look than the first.
     other = sim.submit()
-    assert wait_until(lambda: receiver.keys(other))
-    time.sleep(0.1)
+    assert wait_until(lambda: answered(sim, other, "NOT_START:null"))
+    sim.clock.advance(3.5)  # another NOT_START -> SUBMITTED, the put record stays as it is
+    assert wait_until(lambda: answered(sim, other, "SUBMITTED:0%"))
+    assert receiver.keys(other) == ["NOT_START:None", "SUBMITTED:0%"]
     assert "IN_PROGRESS:46%" not in receiver.keys(task_id)
+    assert [key for tid, key, _ in sim.notify_log if tid == task_id][-1] == "SUCCESS:100%"
 
 
 def test_preloaded_tasks_are_not_pushed_at_start(make_sim, receiver):
     sim = make_sim(tasks=50, notify_hook=receiver.url, notify_interval=0.02)
-    time.sleep(0.2)
-    assert receiver.posts == []
+    # The notifier runs and has looked at every task it watches, twice: a task submitted
+    # after the start was pushed, then changed (the clock stands still) and pushed again.
+    marker = sim.submit()
+    assert wait_until(lambda: answered(sim, marker, "NOT_START:null"))
+    sim.put({"id": marker, "status": "FAILURE", "progress": "0%", "failReason": "marker"})
+    assert wait_until(lambda: answered(sim, marker, "FAILURE:0%"))
+    assert [body["id"] for _, body in receiver.posts] == [marker, marker]
+    receiver.posts.clear()
     sim.clock.advance(120)  # the few running ones finish: those changes are pushed
     assert wait_until(lambda: len(receiver.posts) >= 1)
     assert all(b["status"] in ("SUCCESS", "FAILURE") for _, b in receiver.posts)
+    assert marker not in {b["id"] for _, b in receiver.posts}  # finished: pushed no more
 
 
 def test_a_failed_push_is_logged_and_not_retried(make_sim):
@@ -657,9 +675,20 @@ def test_a_failed_push_is_logged_and_not_retried(make_sim):
         sim = make_sim(notify_hook=failing.url, notify_interval=0.02)
         task_id = sim.submit()
         assert wait_until(lambda: sim.notify_log)
-        time.sleep(0.2)
         assert sim.notify_log == [(task_id, "NOT_START:null", 500)]
-        assert len(failing.posts) == 1
+        sim.clock.advance(3.5)  # the task moves on: that change is pushed (and refused)
+        assert wait_until(lambda: answered(sim, task_id, "SUBMITTED:0%"))
+        # The notifier has looked at every task twice since: a task submitted after that
+        # was pushed, then changed and pushed again. Neither refused push was sent again.
+        marker = sim.submit()
+        assert wait_until(lambda: answered(sim, marker, "NOT_START:null"))
+        sim.put({"id": marker, "status": "FAILURE", "progress": "0%", "failReason": "marker"})
+        assert wait_until(lambda: answered(sim, marker, "FAILURE:0%"))
+        assert [entry for entry in sim.notify_log if entry[0] == task_id] == [
+            (task_id, "NOT_START:null", 500),
+            (task_id, "SUBMITTED:0%", 500),
+        ]
+        assert failing.keys(task_id) == ["NOT_START:None", "SUBMITTED:0%"]
     finally:
         failing.close()
 
@@ -701,16 +730,16 @@ def test_the_command_serves_until_a_signal(sig):
 
 
 @pytest.mark.slow  # ~5 s of serving, but the test's own parse of 200 MB shares the GIL
-def test_a_hundred_thousand_tasks_preload_and_list_in_seconds():
-    started = time.monotonic()
+def test_a_hundred_thousand_tasks_preload_and_list_whole():
+    # How fast is a figure, not a test: `make bench` (bench/run.py) prints the simulator's
+    # start and the list's transfer for 100,000 tasks.
     with Simulator(tasks=100_000, clock=ManualClock()).start() as sim:
-        created = time.monotonic() - started
         r = get(sim, "/mj/task/list", stream=True)
-        body = b"".join(r.iter_content(1 << 20))
-        served = time.monotonic() - started - created
-    tasks = json.loads(body)
+        assert r.status_code == 200
+        tasks = json.loads(b"".join(r.iter_content(1 << 20)))
+        newest = sim.record(tasks[0]["id"])
     assert len(tasks) == 100_000
     assert len({t["id"] for t in tasks}) == 100_000
-    print(f"100k: created in {created:.1f} s, listed {len(body) / 1e6:.0f} MB in {served:.1f} s")
-    assert created < 15
-    assert served < 45
+    keys = [(t["submitTime"], t["id"]) for t in tasks]
+    assert keys == sorted(keys, reverse=True)
+    assert tasks[0] == newest

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from tasks.ingest.sync import ingest
 from tasks.models import InvalidRecord, Source, SyncRun, Task
@@ -30,12 +31,15 @@ PASSWORD = "pw-xss-browser-123"
 GROUP_SIZE = 8  # payloads per field of a grouped task
 
 # Runs in every frame before the page's own scripts (injected by the browser, so the
-# CSP does not apply to it): records CSP violations where the checks can read them.
+# CSP does not apply to it): records CSP violations where the checks can read them, and
+# counts htmx's finished swaps, so a check after a live refresh waits for the new rows.
 WATCH_VIOLATIONS = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample || ""}`);
 });
+window.__swaps = 0;
+document.addEventListener("htmx:afterSettle", () => { window.__swaps += 1; });
 """
 
 # One look at the page: the markers, the CSP violations, the text, and everything in the
@@ -105,6 +109,17 @@ class Watch:
         assert response is not None and response.status < 400, (path, response and response.status)
         self.check(path, shows_payloads)
         return response
+
+    def after_live_refresh(self, path):
+        """Wait for a live refresh (the answer from `path`, swapped in and settled), then
+        check the page as it is now."""
+        page = self.page
+        swaps = page.evaluate("window.__swaps")
+        with page.expect_response(lambda r: path in r.url, timeout=30_000) as polled:
+            pass
+        assert polled.value.status == 200
+        page.wait_for_function("n => window.__swaps > n", arg=swaps, timeout=30_000)
+        self.check(f"after a live refresh from {path}")
 
     def check(self, where, shows_payloads=True):
         page = self.page
@@ -242,17 +257,14 @@ def test_the_task_list_gallery_overview_and_live_rows_run_no_payload(watch, pois
     watch.open("/")
     watch.open(reverse("tasks:list"))
     # The unknown statuses are running tasks: the page polls their rows with htmx.
-    with watch.page.expect_response(lambda r: "/tasks/live/" in r.url) as polled:
-        pass
-    assert polled.value.status == 200
-    watch.page.wait_for_timeout(300)  # the swap
-    watch.check("list after a live refresh")
+    watch.after_live_refresh("/tasks/live/")
     watch.page.click("a.thumb[data-lightbox]")  # captions are payloads: text only
     watch.page.locator("#lightbox").wait_for(state="visible")
     watch.check("lightbox")
     watch.page.keyboard.press("Escape")
-    watch.page.click("a[rel=next]")
-    watch.page.wait_for_load_state()
+    with watch.page.expect_navigation():
+        watch.page.click("a[rel=next]")
+    assert "cursor=" in watch.page.url
     watch.check("list, page 2")
     watch.open(reverse("tasks:gallery"))
     watch.open(reverse("tasks:gallery") + "?" + urlencode({"sort": "finished"}))
@@ -291,11 +303,7 @@ def test_every_poisoned_tasks_detail_page_runs_no_payload(watch, poisoned):
     for record in poisoned["singles"]:
         watch.open(reverse("tasks:detail", args=[record["id"]]), shows_payloads=record["prompt"])
     assert watch.page.locator("section#live[hx-trigger]").count() == 1  # a running task
-    with watch.page.expect_response(lambda r: "/live/" in r.url) as polled:
-        pass
-    assert polled.value.status == 200
-    watch.page.wait_for_timeout(300)
-    watch.check("detail after a live refresh")
+    watch.after_live_refresh("/live/")
 
 
 @pytest.mark.slow
@@ -368,7 +376,7 @@ def test_the_pages_and_the_admin_work_under_the_csp(watch, live_server):
     # The admin's own scripts run: the action bar counts a ticked row.
     watch.open(reverse("admin:tasks_task_changelist"), shows_payloads=False)
     page.check("input.action-select >> nth=0")
-    assert re.search(r"\b1 of\b", page.inner_text(".action-counter"))
+    expect(page.locator(".action-counter")).to_have_text(re.compile(r"\b1 of\b"))
     watch.check("admin actions", shows_payloads=False)
 
     # htmx runs under the policy: the running row turns SUCCESS without a reload.
