@@ -200,6 +200,24 @@ class SourceAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
         self.run_passes(request, queryset, full=True)
 
 
+class MasksWhatItShows:
+    """Every object a page shows carries the request's masker (tasks/redaction.py) as
+    `masker`, for the display methods that show what a proxy sent."""
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        changelist.result_list = [self.masked(request, obj) for obj in changelist.result_list]
+        return changelist
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        return obj if obj is None else self.masked(request, obj)
+
+    def masked(self, request, obj):
+        obj.masker = masker_for(request)
+        return obj
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Mirrored data is read-only: it changes only through the sync.
 
@@ -259,7 +277,7 @@ class SubmittedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Task)
-class TaskAdmin(ReadOnlyAdmin):
+class TaskAdmin(MasksWhatItShows, ReadOnlyAdmin):
     """Tasks change only through the sync; a superuser may delete some. A deleted task
     takes its events, its image files (unless shared) and its roll-up hours with it."""
 
@@ -292,18 +310,8 @@ class TaskAdmin(ReadOnlyAdmin):
             qs = qs.defer("raw", "properties")
         return qs
 
-    def get_changelist_instance(self, request):
-        changelist = super().get_changelist_instance(request)
-        masker = masker_for(request)
-        changelist.result_list = [masker.task(task) for task in changelist.result_list]
-        return changelist
-
-    def get_object(self, request, object_id, from_field=None):
-        task = super().get_object(request, object_id, from_field)
-        if task is not None:
-            task.masker = masker_for(request)
-            task.masker.task(task)
-        return task
+    def masked(self, request, task):
+        return super().masked(request, task).masker.task(task)
 
     def get_search_results(self, request, queryset, search_term):
         # The pages' text search (tasks/db/search.py): its index, not a LIKE over every
@@ -415,7 +423,7 @@ class TaskAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(MasksWhatItShows, ReadOnlyAdmin):
     list_display = ["started", "source", "kind", "outcome", "fetched", "created", "updated"]
     list_display += ["unchanged", "stale", "invalid", "gone", "duration"]
     list_filter = ["outcome", "kind", "source"]
@@ -427,38 +435,19 @@ class SyncRunAdmin(ReadOnlyAdmin):
     exclude = ["error_detail"]
     readonly_fields = ["proxy_answer"]
 
-    def get_object(self, request, object_id, from_field=None):
-        run = super().get_object(request, object_id, from_field)
-        if run is not None:
-            run.masker = masker_for(request)
-        return run
-
     @admin.display(description="the proxy's answer")
     def proxy_answer(self, obj):
         return obj.masker.plain(obj.error_detail) or "—"
 
 
 @admin.register(InvalidRecord)
-class InvalidRecordAdmin(ReadOnlyAdmin):
+class InvalidRecordAdmin(MasksWhatItShows, ReadOnlyAdmin):
     list_display = ["received", "source", "task_id", "shown_reason"]
     list_filter = ["source"]
     search_fields = ["=task_id"]
     ordering = ["-received"]
     exclude = ["raw", "reason"]
     readonly_fields = ["shown_reason", "raw_record"]
-
-    def get_changelist_instance(self, request):
-        changelist = super().get_changelist_instance(request)
-        changelist.result_list = list(changelist.result_list)
-        for record in changelist.result_list:
-            record.masker = masker_for(request)
-        return changelist
-
-    def get_object(self, request, object_id, from_field=None):
-        record = super().get_object(request, object_id, from_field)
-        if record is not None:
-            record.masker = masker_for(request)
-        return record
 
     @admin.display(description="reason")
     def shown_reason(self, obj):
