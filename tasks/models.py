@@ -15,6 +15,7 @@ class SourceKind(models.TextChoices):
     NOVICEZK = "novicezk", "midjourney-proxy (novicezk, plus)"
     TRUEAI = "trueai", "trueai-org midjourney-proxy (list holds the newest 100)"
     RELAY = "relay", "API relay (no list or queue endpoint)"
+    NEWAPI = "newapi", "new-api relay (tasks listed by its admin API)"
 
 
 def new_hook_token():
@@ -26,6 +27,11 @@ class Source(models.Model):
     base_url = models.URLField(max_length=500, help_text="The part before /mj/...")
     secret = models.CharField(max_length=500, blank=True)
     auth_header = models.CharField(max_length=100, default="mj-api-secret")
+    # The proxy's admin credential: trueai's admin token (its accounts), new-api's admin
+    # access token (its /api/mj/ list of every relayed task). A secret, like `secret`.
+    admin_token = models.CharField(max_length=500, blank=True)
+    # new-api: the admin's numeric user id, sent as New-Api-User.
+    admin_user = models.CharField(max_length=20, blank=True)
     kind = models.CharField(max_length=20, choices=SourceKind.choices, default=SourceKind.AUTO)
     enabled = models.BooleanField(default=True)
     allow_private_images = models.BooleanField(
@@ -94,6 +100,24 @@ class Task(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     properties = models.JSONField(default=dict, blank=True)
+
+    # Derived from the record when it is stored (tasks/ingest/derive.py), kept beside raw
+    # for the filters, facets and reports; raw stays the truth.
+    mode = models.CharField(max_length=10, blank=True)  # fast, relax or turbo
+    request_mode = models.CharField(max_length=10, blank=True)  # the mode asked for
+    version = models.CharField(max_length=20, blank=True)  # "6.1", "niji 6"
+    aspect = models.CharField(max_length=20, blank=True)  # --ar, e.g. "16:9"
+    seed = models.CharField(max_length=40, blank=True)
+    bot = models.CharField(max_length=20, blank=True)  # MID_JOURNEY, NIJI_JOURNEY
+    account = models.CharField(max_length=64, blank=True)  # the Discord channel id
+    caller = models.CharField(max_length=200, blank=True)  # userId, user_id, else state
+    parent_task_id = models.CharField(max_length=64, blank=True)
+    # The task's pictures and videos beyond image_url, in the record's order:
+    # [{"kind": "image" or "video", "url": ..., "thumbnail": ...}] (imageUrls, videoUrls).
+    media = models.JSONField(default=list, blank=True)
+    is_video = models.BooleanField(default=False)
+    video_duration = models.FloatField(null=True, blank=True)  # seconds, as the proxy said
+
     # The last record received, as JSON text with the proxy's key order (jsonb
     # would reorder it), and a hash of it so an unchanged record is never rewritten.
     raw = models.TextField()
@@ -182,6 +206,38 @@ class Task(models.Model):
     @property
     def is_finished(self):
         return self.status in FINISHED_STATUSES
+
+
+class TaskMedia(models.Model):
+    """The archived copy of one entry of a task's `media` (a grid picture, a video): the
+    archive pass (tasks/archive/passes.py) copies them with the task's own image_url."""
+
+    task = models.ForeignKey(Task, models.CASCADE, related_name="media_copies")
+    position = models.PositiveSmallIntegerField()  # its index in Task.media
+    kind = models.CharField(max_length=10)  # "image" or "video"
+    url = models.TextField()  # the link that was copied
+    state = models.CharField(max_length=10, choices=ImageState.choices, default=ImageState.PENDING)
+    file = models.CharField(max_length=300, blank=True)  # storage name of the original or MP4
+    thumb_file = models.CharField(max_length=300, blank=True)  # WebP thumbnail or poster
+    bytes = models.PositiveIntegerField(null=True, blank=True)
+    mime = models.CharField(max_length=50, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)  # a video's, read from the file
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    copied = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "task media"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "position"], name="taskmedia_task_position_uniq"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.task_id} #{self.position} {self.kind} {self.state}"
 
 
 class TaskEvent(models.Model):

@@ -8,9 +8,10 @@ returns a `TaskRecord` or raises `InvalidRecord` with a reason a person can read
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from tasks.ingest import derive
 from tasks.links import link_expiry
 
 STATE_RANK = {
@@ -80,6 +81,7 @@ class TaskRecord:
     properties: dict
     raw: str
     raw_hash: str
+    derived: dict = field(default_factory=dict)  # derive.columns(item)
 
     @property
     def rank(self):
@@ -188,6 +190,7 @@ def normalise(item, received=None):
         times = {column: parse_time(item, key) for key, column in TIME_FIELDS.items()}
         progress, progress_pct = parse_progress(item.get("progress"))
         properties = parse_properties(item.get("properties"), received.raw)
+        derived = derive.columns(item)
     except InvalidRecord as exc:
         exc.task_id = received.task_id
         raise
@@ -198,6 +201,7 @@ def normalise(item, received=None):
         properties=properties,
         raw=received.raw,
         raw_hash=received.raw_hash,
+        derived=derived,
         **fields,
         **times,
     )

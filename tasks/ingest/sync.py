@@ -29,7 +29,7 @@ from django.utils import timezone
 from tasks.archive.fetch import resolve_origin
 from tasks.db import bulk as bulk_sql
 from tasks.db.counts import Counts
-from tasks.ingest import records
+from tasks.ingest import derive, records
 from tasks.ingest.client import ProxyClient, ProxyError
 from tasks.ingest.json_items import Item
 from tasks.links import is_web_url, link_expiry
@@ -69,7 +69,11 @@ TYPED_FIELDS = [
     "raw",
     "raw_hash",
 ]
-UPSERT_FIELDS = TYPED_FIELDS + ["last_changed", "last_seen", "in_queue", "gone_since"]
+UPSERT_FIELDS = (
+    TYPED_FIELDS
+    + list(derive.DERIVED_FIELDS)
+    + ["last_changed", "last_seen", "in_queue", "gone_since"]
+)
 # Written only when the image URL changed: the archive must copy the new image.
 IMAGE_FIELDS = ["image_state", "image_expires", "image_attempts", "image_next_try", "image_error"]
 # Columns the comparison needs; raw and the wide text columns stay in the database.
@@ -672,6 +676,7 @@ def new_row(source, record, now, in_queue, first_seen):
     )
     for name in TYPED_FIELDS:
         row[name] = getattr(record, name)
+    row.update(record.derived)
     return row
 
 
