@@ -5,6 +5,8 @@ parent task, and the task's media list (grid pictures, videos).
 Pure functions over the standard library, like records.py.
 """
 
+from tasks.ingest.media_list import media_of
+
 DERIVED_FIELDS = (
     "mode",
     "request_mode",
@@ -23,6 +25,7 @@ DERIVED_FIELDS = (
 
 def columns(item):
     """The derived columns of one record (a dict in the proxy's camelCase task shape)."""
+    media, is_video, video_duration = media_of(item)
     return {
         "mode": "",
         "request_mode": "",
@@ -33,7 +36,7 @@ def columns(item):
         "account": "",
         "caller": "",
         "parent_task_id": "",
-        "media": [],
-        "is_video": False,
-        "video_duration": None,
+        "media": media,
+        "is_video": is_video,
+        "video_duration": video_duration,
     }
