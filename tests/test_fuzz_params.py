@@ -39,6 +39,10 @@ PAGE += ["sort", "cursor", "before"]
 LIVE = ["pk", "view"]
 API_LIST = ["status", "action", "submitted_after", "submitted_before", "source", "limit"]
 API_LIST += ["cursor"]
+# Midjourney's parameters and who asked (tasks/ingest/derive.py), on the pages and the API.
+PARAMETERS = ["mode", "version", "ar", "bot", "account", "caller"]
+PAGE += PARAMETERS
+API_LIST += PARAMETERS
 # And ones none of them reads, as scripts and crawlers send them.
 UNKNOWN = ["page", "format", "limit", "pk", "offset", "status[]", "x", "", "\x00", "²"]
 
@@ -56,6 +60,8 @@ ODD = [
     f"k~2023-11-14T22:14:20+00:00~{HUGE}", f"n~~{HUGE}", "n~~-1", f"k~{HUGE}~1", "k~-1~1",
     "null.1", "0.0", f"{HUGE}.{HUGE}", "99999999999999999.999999999999999999", "1\x00.1",
     "x" * 3000, "[" * 2000, "<script>alert(1)</script>", "' OR 1=1 --", "%", "%00",
+    "fast", "RELAXED", "turbo,fast", "v 6.1", "niji 6", "niji\x006", "16:9", "16 : 9",
+    "99999:99999", "MID_JOURNEY", "niji_journey", "1300000000000000001", "uid:3", "a,b",
 ]  # fmt: skip
 # Raw query-string bytes, sent as they are: broken percent escapes and bytes that are
 # not UTF-8 (an encoded surrogate, an overlong NUL, a lone continuation byte).
