@@ -1,7 +1,9 @@
-"""Small facts about image URLs, shared by the sync, the archive and the pages."""
+"""Small facts about media URLs, shared by the sync, the archive and the pages."""
 
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm")
 
 
 def is_web_url(url):
@@ -42,3 +44,14 @@ def same_picture(a, b):
         y.netloc.lower(),
         y.path,
     )
+
+
+def is_video_url(url):
+    """The link's path ends like a video file's (trueai's VIDEO imageUrl is an MP4)."""
+    if not isinstance(url, str) or not url:
+        return False
+    try:
+        path = urlsplit(url).path.lower()
+    except ValueError:
+        return False
+    return path.endswith(VIDEO_EXTENSIONS)

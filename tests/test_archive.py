@@ -32,7 +32,7 @@ from tasks.archive.passes import archive_pass, due
 from tasks.archive.status import status_counts
 from tasks.bootstrap import ensure_schedules
 from tasks.ingest.sync import ingest, sync_source
-from tasks.models import ImageState, Source, SourceKind, Task
+from tasks.models import ImageState, Source, SourceKind, Task, TaskMedia
 from tests.conftest import make_task
 from tests.faultserver import Reply
 
@@ -274,8 +274,12 @@ def test_every_finished_image_is_archived_before_its_link_dies_and_served_after_
     thumbs = {image_urls.media_url(t.thumb_file) for t in with_images.all()}
     pages = {url: shown_images(admin_client, url) for url in ("/", "/tasks/", "/gallery/")}
     pages["/admin/tasks/task/"] = shown_images(admin_client, "/admin/tasks/task/")
+    # The gallery shows a grid by its first picture, every other task by its own image.
+    firsts = {c.task_id: c.thumb_file for c in TaskMedia.objects.filter(position=0, kind="image")}
+    cards = {image_urls.media_url(firsts.get(t.pk, t.thumb_file)) for t in with_images.all()}
     for url, shown in pages.items():
-        assert thumbs <= set(shown), url  # every task with an image, with its copy
+        expected = cards if url == "/gallery/" else thumbs
+        assert expected <= set(shown), url  # every task with an image, with its copy
     for task in with_images.all():
         shown = shown_images(admin_client, task.get_absolute_url())
         assert image_urls.media_url(task.image_file) in shown

@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -477,7 +478,10 @@ def test_trueai_records_carry_many_extra_fields_after_the_core_ones(make_sim):
     assert {"imageUrls", "videoUrl", "seed", "useTime"} <= set(extras)
     assert {"instanceId", "parentId", "buttons"} <= set(extras)
     assert t["isCompleted"] is True
-    assert t["imageUrls"] == [{"url": t["imageUrl"]}]
+    # A finished grid: its four pictures, each with a _640_N.webp thumbnail (FACTS-2 §2.6).
+    assert len(t["imageUrls"]) == 4
+    paths = [urlsplit(p["thumbnail"]).path for p in t["imageUrls"]]
+    assert all(path.endswith(f"_0_{i}_640_N.webp") for i, path in enumerate(paths)), paths
     thumb = requests.get(t["thumbnailUrl"], timeout=10)
     assert Image.open(io.BytesIO(thumb.content)).size == (256, 256)
 

@@ -6,8 +6,8 @@ the address that was checked (so a DNS answer cannot change in between); private
 loopback addresses only for a source's own host and port, at the addresses that host had
 when the source was last synced (`resolve_origin`, kept in Source.resolved_addresses), or
 when configured; a size limit, a timeout on every socket operation and a deadline on the
-whole download. What the bytes are is decided later, by Pillow (tasks/archive/passes.py), never by
-the server's Content-Type. No error quotes what a server sent (its bytes, a status line
+whole download. What the bytes are is decided later, by Pillow or PyAV (tasks/archive/passes.py),
+never by the server's Content-Type. No error quotes what a server sent (its bytes, a status line
 that is not HTTP): image_error is shown to viewers.
 
 One Fetcher per archive pass: it keeps one requests Session per address policy, so a
@@ -308,8 +308,9 @@ class Fetcher:
     def __exit__(self, *exc):
         self.close()
 
-    def fetch(self, url, policy):
-        """The bytes at `url`, or FetchError saying why not."""
+    def fetch(self, url, policy, max_bytes=None):
+        """The bytes at `url`, or FetchError saying why not; `max_bytes` overrides the
+        Fetcher's limit (a video's is larger than an image's)."""
         session = self.session_for(policy)
         ends = time.monotonic() + self.deadline
         hops = []
@@ -339,11 +340,10 @@ class Fetcher:
                         f"HTTP {response.status_code} from {url_host(url)}",
                         status=response.status_code,
                     )
-                data = self.read_body(response, ends)
+                data = self.read_body(response, ends, max_bytes or self.max_bytes)
                 return Fetched(url, data, response.headers.get("Content-Type", ""), hops)
 
-    def read_body(self, response, ends):
-        limit = self.max_bytes
+    def read_body(self, response, ends, limit):
         declared = response.headers.get("Content-Length")
         if declared is not None:
             try:

@@ -2,6 +2,8 @@
 
 A grid preview (`..._grid_0.webp`) is the final picture of the same job, small and blurred
 (less so as the job progresses), so a mirror's archived preview looks like its final image.
+trueai's grid pictures (`..._0_1.png`) are pictures of their own, and their thumbnails
+(`..._0_1_640_N.webp`) the same picture as WebP.
 """
 
 import hashlib
@@ -20,6 +22,7 @@ CACHE_SIZE = 300
 _cache = OrderedDict()
 _lock = threading.Lock()
 _GRID = re.compile(r"_grid_0\.webp$")
+_THUMB = re.compile(r"_640_N\.webp$")
 
 
 def content_type(name):
@@ -42,7 +45,8 @@ def image_bytes(name, step=6, width=None, height=None):
 
 def _render(name, step, width, height):
     preview = bool(_GRID.search(name))
-    base = _GRID.sub("", name).rsplit(".", 1)[0]
+    small = bool(_THUMB.search(name))  # trueai's `..._0_1_640_N.webp` of `..._0_1.png`
+    base = _GRID.sub("", name).rsplit(".", 1)[0].removesuffix("_640_N")
     img = _picture(base)
     if preview:
         img = img.resize((PREVIEW_SIZE, PREVIEW_SIZE))
@@ -52,7 +56,7 @@ def _render(name, step, width, height):
         h = height or round(img.height * width / img.width)
         img = img.resize((max(1, min(w, 2048)), max(1, min(h, 2048))))
     out = io.BytesIO()
-    if preview:
+    if preview or small:
         img.save(out, "WEBP", quality=70)
     else:
         img.save(out, "PNG")
