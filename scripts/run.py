@@ -26,6 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WEB_PORT = int(os.getenv("PORT", "8000"))
 SIM_PORT = int(os.getenv("MJ_SIMULATOR_PORT", "8081"))
+SIM_FLAVOR = os.getenv("MJ_SIMULATOR_FLAVOR", "novicezk").strip().lower() or "novicezk"
+# How the `default` source reaches each flavor of simulator: (auth header, the secret's
+# prefix, the source's kind). A relay's key is sent as "Bearer sk-...".
+SIM_SOURCES = {
+    "novicezk": ("mj-api-secret", "", "auto"),
+    "trueai": ("Authorization", "", "trueai"),
+    "relay": ("Authorization", "Bearer sk-", "relay"),
+    "newapi": ("Authorization", "Bearer sk-", "newapi"),
+}
 PASSWORD_FILE = ROOT / os.getenv("MJ_ADMIN_PASSWORD_FILE", ".admin-password")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WEB_GRACE = 5  # seconds gunicorn gives a request in flight (its --graceful-timeout)
@@ -141,9 +150,17 @@ def main(children):
 
     simulate = not env.get("MJ_PROXY_URL")
     if simulate:
+        if SIM_FLAVOR not in SIM_SOURCES:
+            sys.exit(f"MJ_SIMULATOR_FLAVOR is {SIM_FLAVOR!r}: use one of {', '.join(SIM_SOURCES)}")
+        header, prefix, kind = SIM_SOURCES[SIM_FLAVOR]
         env["MJ_PROXY_URL"] = f"http://127.0.0.1:{SIM_PORT}"
-        env["MJ_API_SECRET"] = secrets.token_urlsafe(16)
-        env["MJ_AUTH_HEADER"] = "mj-api-secret"
+        env["MJ_API_SECRET"] = prefix + secrets.token_urlsafe(16)
+        env["MJ_AUTH_HEADER"] = header
+        env["MJ_PROXY_KIND"] = kind
+        if SIM_FLAVOR == "newapi":
+            # The relay's admin list is read with an admin's access token and user id.
+            env["MJ_ADMIN_TOKEN"] = secrets.token_urlsafe(16)
+            env["MJ_ADMIN_USER"] = "1"
 
     manage("migrate", "--no-input", "-v", "0", env=env)  # also creates the `default` source
     manage("collectstatic", "--no-input", "-v", "0", env=env)
@@ -153,16 +170,15 @@ def main(children):
         hook_path = manage(
             "hook_url", "--source", "default", env=env, capture_output=True, text=True
         ).stdout.splitlines()[-1]
-        sim = start(
-            "simulator",
-            [PY, "manage.py", "mj_simulator", "--port", str(SIM_PORT)]
-            # "--secret=": a secret may begin with "-", which argparse would take for an option.
-            + [f"--secret={env['MJ_API_SECRET']}", "--flavor", "novicezk"]
-            + ["--tasks", os.getenv("MJ_SIMULATOR_TASKS", "300")]
-            + ["--notify-hook", f"http://127.0.0.1:{WEB_PORT}{hook_path}"],
-            env,
-            grace=5,
-        )
+        command = [PY, "manage.py", "mj_simulator", "--port", str(SIM_PORT)]
+        # "--secret=": a secret may begin with "-", which argparse would take for an option.
+        command += [f"--secret={env['MJ_API_SECRET']}", "--flavor", SIM_FLAVOR]
+        command += ["--tasks", os.getenv("MJ_SIMULATOR_TASKS", "300")]
+        if SIM_FLAVOR == "newapi":
+            command += [f"--admin-token={env['MJ_ADMIN_TOKEN']}"]  # it pushes no hooks
+        else:
+            command += ["--notify-hook", f"http://127.0.0.1:{WEB_PORT}{hook_path}"]
+        sim = start("simulator", command, env, grace=5)
         if not wait_for_port(SIM_PORT, children=[sim]):
             sys.exit("the proxy simulator did not start")
 
@@ -194,9 +210,11 @@ def main(children):
         print(f"  login: admin / {password} {note}")
     else:
         print("  login: admin (new password: .venv/bin/python manage.py changepassword admin)")
-    upstream = (
-        "the built-in proxy simulator, pushing changes to the notify-hook" if simulate else ""
-    )
+    upstream = ""
+    if simulate:
+        upstream = f"the built-in proxy simulator ({SIM_FLAVOR})"
+        if SIM_FLAVOR != "newapi":
+            upstream += ", pushing changes to the notify-hook"
     print(f"  upstream: {env['MJ_PROXY_URL']} {upstream}")
     print("  Ctrl-C stops everything.")
     print()
