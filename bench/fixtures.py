@@ -86,6 +86,8 @@ def row_for(source_id, record, now):
         "image_state": "none",
         "image_attempts": 0,
         "properties": json.dumps(r.properties, ensure_ascii=False),
+        **r.derived,
+        "media": json.dumps(r.derived["media"]),
     }
     for column in COLUMNS:
         if column not in values:

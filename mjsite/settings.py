@@ -254,8 +254,14 @@ STORAGES = {
 MJ_PROXY_URL = os.getenv("MJ_PROXY_URL", "").strip()
 MJ_API_SECRET = os.getenv("MJ_API_SECRET", "")
 MJ_AUTH_HEADER = os.getenv("MJ_AUTH_HEADER", "mj-api-secret")
+# The default source's kind (auto, novicezk, trueai, relay, newapi) and admin credential:
+# trueai's admin token; new-api's admin access token and that admin's user id.
+MJ_PROXY_KIND = os.getenv("MJ_PROXY_KIND", "auto").strip().lower() or "auto"
+MJ_ADMIN_TOKEN = os.getenv("MJ_ADMIN_TOKEN", "")
+MJ_ADMIN_USER = os.getenv("MJ_ADMIN_USER", "").strip()
 MJ_SYNC_MINUTES = envint("MJ_SYNC_MINUTES", "1")
 MJ_FULL_SYNC_MINUTES = envint("MJ_FULL_SYNC_MINUTES", "15")
+MJ_ACCOUNT_MINUTES = envint("MJ_ACCOUNT_MINUTES", "5")  # Discord accounts (and every full pass)
 MJ_CONNECT_TIMEOUT = float(os.getenv("MJ_CONNECT_TIMEOUT", "5"))
 MJ_READ_TIMEOUT = float(os.getenv("MJ_READ_TIMEOUT", "60"))
 MJ_MAX_BODY_MB = envint("MJ_MAX_BODY_MB", "512")
@@ -269,6 +275,7 @@ MJ_ARCHIVE_BATCH = envint("MJ_ARCHIVE_BATCH", "100")  # tasks claimed at a time
 MJ_ARCHIVE_WORKERS = envint("MJ_ARCHIVE_WORKERS", "4")  # downloads in parallel
 MJ_ARCHIVE_PASS_SECONDS = envint("MJ_ARCHIVE_PASS_SECONDS", "50")  # a pass stops claiming after
 MJ_ARCHIVE_MAX_MB = envint("MJ_ARCHIVE_MAX_MB", "50")  # largest image copied
+MJ_ARCHIVE_MAX_VIDEO_MB = envint("MJ_ARCHIVE_MAX_VIDEO_MB", "200")  # largest video copied
 MJ_ARCHIVE_MAX_PIXELS = envint("MJ_ARCHIVE_MAX_PIXELS", "40000000")  # decompression bombs
 MJ_ARCHIVE_TIMEOUT = float(os.getenv("MJ_ARCHIVE_TIMEOUT", "15"))  # connect and read, seconds
 MJ_ARCHIVE_DEADLINE = float(os.getenv("MJ_ARCHIVE_DEADLINE", "60"))  # whole download, seconds
@@ -278,6 +285,9 @@ MJ_ARCHIVE_DEADLINE = float(os.getenv("MJ_ARCHIVE_DEADLINE", "60"))  # whole dow
 MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS = os.getenv("MJ_ARCHIVE_ALLOW_PRIVATE_HOSTS", "").strip()
 # Keep only the thumbnails of tasks submitted more than this many days ago (0: keep all).
 MJ_THUMBS_ONLY_AFTER_DAYS = envint("MJ_THUMBS_ONLY_AFTER_DAYS", "0")
+
+# Curation (tasks/curation/): the largest ZIP of archived originals one download may hold.
+MJ_ZIP_MAX_MB = envint("MJ_ZIP_MAX_MB", "500")
 
 # django-q2 (measured with 1.11.1): its defaults re-run a failed task without end and
 # re-deliver one still running after `retry` seconds, and catch_up replays every missed
@@ -309,6 +319,43 @@ if REDIS_URL:
             "KEY_PREFIX": Q_CLUSTER["name"],
         }
     }
+
+# Alerts (tasks/alerts/): rules evaluated every MJ_ALERT_MINUTES; MJ_ALERT_URLS (apprise URLs,
+# comma-separated) becomes the channel `default` on migrate; MJ_PUBLIC_URL begins the links in
+# notifications (without it, paths only).
+MJ_ALERT_URLS = os.getenv("MJ_ALERT_URLS", "").strip()
+MJ_ALERT_MINUTES = envint("MJ_ALERT_MINUTES", "1")
+MJ_PUBLIC_URL = os.getenv("MJ_PUBLIC_URL", "").strip().rstrip("/")
+
+
+def email_from_url(url):
+    """Django's EMAIL_* settings from `smtp://`, `smtp+tls://` or `smtp+ssl://user:pass@host:port`."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtp+tls", "smtp+ssl"):
+        raise ImproperlyConfigured("EMAIL_URL must start with smtp://, smtp+tls:// or smtp+ssl://")
+    return {
+        "EMAIL_HOST": parts.hostname or "localhost",
+        "EMAIL_PORT": parts.port or {"smtp+ssl": 465, "smtp+tls": 587}.get(parts.scheme, 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
+        "EMAIL_USE_SSL": parts.scheme == "smtp+ssl",
+    }
+
+
+# Email for alert channels: EMAIL_URL, else Django's own EMAIL_* variables.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL")
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
+if os.getenv("EMAIL_URL", "").strip():
+    globals().update(email_from_url(os.getenv("EMAIL_URL").strip()))
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "mjsite@localhost")
 
 # Operations: /healthz (open) and /metrics (Prometheus; 404 while no token is set)
 MJ_METRICS_TOKEN = os.getenv("MJ_METRICS_TOKEN", "").strip()

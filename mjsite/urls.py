@@ -9,6 +9,10 @@ urlpatterns = [
     path("mj/", include("tasks.api.urls")),
     path("hooks/", include("tasks.ingest.urls")),
     path("media/", include("tasks.archive.urls")),
+    path("alerts/", include("tasks.alerts.urls")),
+    path("usage/", include("tasks.usage.urls")),
+    path("discord-accounts/", include("tasks.accounts.urls")),
     path("", include("tasks.reports.urls")),  # /healthz and /metrics
+    path("", include("tasks.curation.urls")),  # stars, tags, collections, share links
     path("", include("tasks.web.urls")),
 ]

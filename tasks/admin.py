@@ -13,15 +13,26 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from tasks import deletion
+from tasks.alerts import channels as alert_channels
+from tasks.alerts import notify as alert_notify
+from tasks.alerts import rules as alert_rules
 from tasks.archive.display import image_lost, large_url, live_link, thumb_size, thumb_url
 from tasks.db import search
 from tasks.ingest import sync
 from tasks.links import is_web_url
 from tasks.models import (
+    Account,
+    AccountEvent,
+    AlertRule,
     ApiToken,
+    Channel,
+    Delivery,
     ImageState,
+    Incident,
     InvalidRecord,
+    Price,
     Source,
+    SourceKind,
     SyncRun,
     Task,
     TaskEvent,
@@ -88,11 +99,32 @@ class SourceForm(forms.ModelForm):
         help_text="Leave empty to keep the current secret.",
     )
     clear_secret = forms.BooleanField(required=False, help_text="Remove the stored secret.")
+    # Write-only too, like the secret.
+    admin_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="new-api relay: the access token of one of its admins (its personal "
+        "settings), to read its admin list /api/mj/ of every task it relayed; required for "
+        "that kind. trueai: its admin token, for the Discord accounts. Leave empty to keep "
+        "the current token.",
+    )
+    clear_admin_token = forms.BooleanField(
+        required=False, help_text="Remove the stored admin token."
+    )
 
     class Meta:
         model = Source
         fields = ["name", "base_url", "secret", "auth_header", "kind", "enabled"]
-        fields += ["allow_private_images"]
+        fields += ["allow_private_images", "admin_token", "admin_user"]
+        help_texts = {
+            "kind": "What the proxy is. Detect tells novicezk's and trueai's apart by what "
+            "they answer; a new-api relay is never detected: choose it, and give its admin "
+            "credential below (it needs no secret).",
+            "admin_user": "new-api relay: that admin's numeric user id (sent as "
+            "New-Api-User, which its versions of 2025-2026 require).",
+            "auth_header": "The header the secret is sent in: mj-api-secret for "
+            "novicezk's proxy, Authorization for trueai's and for relays.",
+        }
 
     def clean_secret(self):
         value = self.cleaned_data["secret"]
@@ -100,10 +132,32 @@ class SourceForm(forms.ModelForm):
             return self.instance.secret
         return value
 
+    def clean_admin_token(self):
+        value = self.cleaned_data["admin_token"]
+        if not value and self.instance.pk:
+            return self.instance.admin_token
+        return value
+
+    def clean_admin_user(self):
+        value = self.cleaned_data["admin_user"].strip()
+        if value and not value.isdigit():
+            raise forms.ValidationError("A new-api user id is a number, e.g. 1.")
+        return value
+
     def clean(self):
         data = super().clean()
         if data.get("clear_secret"):
             data["secret"] = ""
+        if data.get("clear_admin_token"):
+            data["admin_token"] = ""
+        if data.get("kind") == SourceKind.NEWAPI:
+            if not data.get("admin_token"):
+                self.add_error(
+                    "admin_token",
+                    "A new-api relay is read through its admin list: give an admin's access token.",
+                )
+            if not data.get("admin_user") and "admin_user" not in self.errors:
+                self.add_error("admin_user", "Give that admin's user id (New-Api-User).")
         return data
 
 
@@ -112,16 +166,34 @@ class SourceAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
     form = SourceForm
     list_display = ["name", "base_url", "kind", "enabled", "shown_secret", "last_sync"]
     readonly_fields = ["shown_secret", "hook", "hooks_received", "hooks_invalid", "last_hook_at"]
-    readonly_fields += ["created"]
+    readonly_fields += ["created", "shown_admin_token"]
     actions = ["sync_now", "full_sync_now", "rotate_hook_token"]
+    fieldsets = [
+        (None, {"fields": ["name", "base_url", "kind", "enabled", "allow_private_images"]}),
+        (
+            "Task endpoints (/mj/task/...)",
+            {"fields": ["shown_secret", "secret", "clear_secret", "auth_header"]},
+        ),
+        (
+            "Admin credential (new-api relay: its task list; trueai: its accounts)",
+            {"fields": ["shown_admin_token", "admin_token", "clear_admin_token", "admin_user"]},
+        ),
+        ("Notify-hook", {"fields": ["hook", "hooks_received", "hooks_invalid", "last_hook_at"]}),
+        (None, {"fields": ["created"]}),
+    ]
+    # Never shown to a viewer, not even as text: the credentials, and the hook path,
+    # which is a credential to push records.
+    WRITE_ONLY = ("secret", "clear_secret", "admin_token", "clear_admin_token", "hook")
 
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        if not self.has_change_permission(request, obj):
-            # View-only (the "viewer" group) shows every field as text: never the stored
-            # secret, and not the hook path either, which is a credential to push records.
-            fields = [f for f in fields if f not in ("secret", "clear_secret", "hook")]
-        return fields
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        shown = []
+        for name, options in fieldsets:
+            fields = [f for f in options["fields"] if f not in self.WRITE_ONLY]
+            shown.append((name, {**options, "fields": fields}))
+        return shown
 
     @admin.display(description="notify-hook")
     def hook(self, obj):
@@ -147,6 +219,10 @@ class SourceAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
     @admin.display(description="secret")
     def shown_secret(self, obj):
         return f"{MASK} (set)" if obj.secret else "—"  # not one character of it
+
+    @admin.display(description="admin token")
+    def shown_admin_token(self, obj):
+        return f"{MASK} (set)" if obj.admin_token else "—"
 
     @admin.display(description="last sync")
     def last_sync(self, obj):
@@ -467,3 +543,205 @@ class ApiTokenAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # tokens are made by `manage.py create_api_token`, shown once
+
+
+# Alerts (tasks/alerts/): rules' thresholds, channels (the URL write-only), incidents.
+
+
+class AlertRuleForm(forms.ModelForm):
+    """The rule's switch, its repeat interval and one number field per threshold of the
+    rule (tasks/alerts/rules.py; AlertRuleAdmin.get_form adds them), kept in params."""
+
+    class Meta:
+        model = AlertRule
+        fields = ["enabled", "repeat_hours"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rule = alert_rules.RULES.get(self.instance.key)
+        self.threshold_names = list(rule.params) if rule else []
+        current = alert_rules.thresholds(self.instance) if rule else {}
+        for name in self.threshold_names:
+            self.fields[name].initial = current[name]
+
+    def save(self, commit=True):
+        self.instance.params = {
+            name: number(self.cleaned_data[name]) for name in self.threshold_names
+        }
+        return super().save(commit)
+
+
+def number(value):
+    return int(value) if float(value).is_integer() else value
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
+    list_display = ["key", "title", "enabled", "shown_thresholds", "repeat_hours"]
+    readonly_fields = ["key"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        rule = alert_rules.RULES.get(obj.key) if obj else None
+        thresholds = {
+            name: forms.FloatField(min_value=0, help_text=f"default {default}")
+            for name, default in (rule.params.items() if rule else ())
+        }
+        kwargs["form"] = type("AlertRuleForm", (AlertRuleForm,), thresholds)
+        return super().get_form(request, obj, **kwargs)
+
+    @admin.display(description="rule")
+    def title(self, obj):
+        rule = alert_rules.RULES.get(obj.key)
+        return rule.title if rule else "—"
+
+    @admin.display(description="thresholds")
+    def shown_thresholds(self, obj):
+        if obj.key not in alert_rules.RULES:
+            return "—"
+        return ", ".join(f"{k}={v}" for k, v in alert_rules.thresholds(obj).items())
+
+    def has_add_permission(self, request):
+        return False  # one row per rule, made by the migration
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ChannelForm(forms.ModelForm):
+    # The URL is a secret (a token, a webhook's path): write-only, never sent back.
+    url = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=(
+            "An apprise URL (json://host/path, tgram://token/chat, slack://...) or "
+            "mailto:someone@example.com; several, comma-separated. Leave empty to keep "
+            "the current URL."
+        ),
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["name", "url", "enabled", "rules", "sources"]
+
+    def clean_url(self):
+        value = self.cleaned_data["url"].strip()
+        if not value and self.instance.pk:
+            return self.instance.url
+        if not value:
+            raise forms.ValidationError("A new channel needs a URL.")
+        return value
+
+
+@admin.register(Channel)
+class ChannelAdmin(SavesFormFieldsOnly, admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "enabled", "kind_of_url", "created"]
+    filter_horizontal = ["rules", "sources"]
+    actions = ["send_test"]
+
+    @admin.display(description="URL")
+    def kind_of_url(self, obj):
+        scheme = obj.url.split(":", 1)[0] if ":" in obj.url else ""
+        return f"{scheme}:{MASK}" if scheme else MASK
+
+    @admin.action(description="Send a test notification")
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            try:
+                alert_notify.send_test(channel)
+            except alert_channels.DeliveryError as error:
+                self.message_user(
+                    request, f"{channel.name}: the test failed: {error.reason}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{channel.name}: test sent.", messages.SUCCESS)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ["kind", "channel", "state", "attempts", "created", "sent", "next_try", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(ReadOnlyAdmin):
+    list_display = ["rule", "source", "opened", "resolved", "summary"]
+    list_filter = ["rule", "source"]
+    ordering = ["-opened"]
+    inlines = [DeliveryInline]
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    """What a task costs on /usage/ (tasks/usage/prices.py). Staff with the permission
+    edit prices; a change is best made as a new row valid from a later day, so the
+    months before it keep their cost."""
+
+    list_display = ["action_label", "mode_label", "source", "price", "currency",
+                    "charge_failed", "valid_from"]  # fmt: skip
+    list_filter = ["source", "mode", "currency", "charge_failed"]
+    search_fields = ["action"]
+    ordering = ["source", "action", "mode", "-valid_from"]
+
+    @admin.display(description="action", ordering="action")
+    def action_label(self, price):
+        return price.action or "any other action"
+
+    @admin.display(description="mode", ordering="mode")
+    def mode_label(self, price):
+        return price.mode or "any mode"
+
+
+class AccountEventInline(admin.TabularInline):
+    model = AccountEvent
+    fields = ["seen", "enabled", "locked", "fast_exhausted", "disabled_reason", "gone"]
+    readonly_fields = fields
+    ordering = ["-seen"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(MasksWhatItShows, ReadOnlyAdmin):
+    """The Discord accounts (tasks/ingest/accounts.py keeps them, credentials removed)."""
+
+    list_display = ["__str__", "source", "channel_id", "state", "fast_time_remaining",
+                    "running", "queued", "last_seen", "gone_since"]  # fmt: skip
+    list_filter = ["source", "enabled", "locked", "fast_exhausted"]
+    list_select_related = ["source"]
+    search_fields = ["name", "channel_id"]
+    ordering = ["source", "name"]
+    exclude = ["raw"]
+    readonly_fields = ["shown_raw"]
+    show_full_result_count = False
+    inlines = [AccountEventInline]
+
+    @admin.display(description="record (credentials removed)")
+    def shown_raw(self, obj):
+        try:
+            raw = obj.masker.value(json.loads(obj.raw))
+        except ValueError:
+            return "—"
+        return format_html("<pre>{}</pre>", json.dumps(raw, indent=2, ensure_ascii=False))
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(ReadOnlyAdmin):
+    list_display = ["account", "seen", "enabled", "locked", "fast_exhausted",
+                    "disabled_reason", "gone"]  # fmt: skip
+    list_filter = ["gone", "enabled"]
+    list_select_related = ["account"]
+    ordering = ["-seen"]
+    show_full_result_count = False

@@ -19,14 +19,15 @@ class TasksConfig(AppConfig):
 
 
 def after_migrate(sender, using="default", **kwargs):
-    from tasks.bootstrap import ensure_default_source, ensure_schedules
+    from tasks.bootstrap import ensure_alert_channel, ensure_default_source, ensure_schedules
 
     ensure_schedules()
     ensure_default_source()
+    ensure_alert_channel()
 
 
 def remember_secrets(sender, instance, **kwargs):
-    from tasks.redaction import remember
+    from tasks.redaction import SECRET_FIELDS, remember
 
     loaded = instance.__dict__  # a deferred field stays deferred: no query
-    remember([loaded.get("secret"), loaded.get("hook_token")])
+    remember([loaded.get(name) for name in SECRET_FIELDS])

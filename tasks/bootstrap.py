@@ -5,18 +5,21 @@ functions are idempotent, so running them again changes nothing.
 """
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from tasks.models import Source
+from tasks.models import Channel, Source, SourceKind
 
 SCHEDULES = {
     # name: (function, minutes: a setting's name or a number)
     "mjsite: light sync": ("tasks.ingest.sync.light_pass", "MJ_SYNC_MINUTES"),
     "mjsite: full sync": ("tasks.ingest.sync.full_pass", "MJ_FULL_SYNC_MINUTES"),
+    "mjsite: accounts": ("tasks.ingest.sync.accounts_pass", "MJ_ACCOUNT_MINUTES"),
     "mjsite: image archive": ("tasks.archive.passes.archive_pass", "MJ_ARCHIVE_MINUTES"),
     # The overview refreshes the roll-up itself too; this keeps the work off its
     # requests and recomputes a few hours each time (tasks/reports/rollup.py's SWEEP).
     "mjsite: overview roll-up": ("tasks.reports.rollup.scheduled_refresh", 5),
+    "mjsite: alerts": ("tasks.alerts.incidents.scheduled_evaluation", "MJ_ALERT_MINUTES"),
 }
 
 
@@ -52,6 +55,28 @@ def ensure_default_source():
             "base_url": settings.MJ_PROXY_URL.rstrip("/"),
             "secret": settings.MJ_API_SECRET,
             "auth_header": settings.MJ_AUTH_HEADER or "mj-api-secret",
+            "kind": default_kind(),
+            "admin_token": settings.MJ_ADMIN_TOKEN,
+            "admin_user": settings.MJ_ADMIN_USER,
         },
     )
     return source
+
+
+def default_kind():
+    kind = settings.MJ_PROXY_KIND
+    if kind not in SourceKind.values:
+        raise ImproperlyConfigured(
+            f"MJ_PROXY_KIND is {kind[:40]!r}; use one of {', '.join(SourceKind.values)}"
+        )
+    return kind
+
+
+def ensure_alert_channel():
+    """Create or update the channel `default` (every rule, every source) from MJ_ALERT_URLS."""
+    if not settings.MJ_ALERT_URLS:
+        return None
+    channel, _ = Channel.objects.update_or_create(
+        name="default", defaults={"url": settings.MJ_ALERT_URLS}
+    )
+    return channel

@@ -1,29 +1,37 @@
-"""Deleting tasks from the mirror, with what hangs on them: events, files, roll-up hours.
+"""Deleting tasks from the mirror, with what hangs on them: events, media copies, files,
+roll-up hours and usage days.
 
 The mirror never deletes on its own; purge_tasks and the admin's delete actions do,
 and both go through here so that neither leaves image files or overview counts behind.
+A task's curation (favourites, tags, collection entries, share links) goes with it by
+CASCADE, and a collection whose cover it was loses the cover (SET_NULL).
 """
 
 from django.db import transaction
 from django.db.models import Q
 
 from tasks.archive.files import delete_file, is_preview_of
-from tasks.models import Task, TaskEvent
+from tasks.models import Task, TaskEvent, TaskMedia
 from tasks.reports import rollup
+from tasks.usage import rollup as usage
 
 COLUMNS = ("pk", "image_file", "thumb_file", "submitted")
 
 
 def delete_tasks(rows):
-    """Delete the tasks of `rows` (values of COLUMNS) and their events, in one
-    transaction; return (tasks, events). Their files are the caller's to delete, with
-    delete_unused_files once this has committed."""
+    """Delete the tasks of `rows` (a list of values of COLUMNS) and their events and media
+    copies, in one transaction; return (tasks, events). Their files are the caller's to
+    delete, with delete_unused_files once this has committed: `rows` gains a row
+    (pk, file, thumb_file, None) for each media copy, so that it deletes those too."""
     pks = [pk for pk, *_ in rows]
+    media = TaskMedia.objects.filter(task_id__in=pks).values_list("task_id", "file", "thumb_file")
+    rows.extend((pk, file, thumb, None) for pk, file, thumb in media)
     with transaction.atomic():
         # Deletes leave no last_changed behind: the roll-up is told which hours.
         rollup.invalidate({submitted for *_, submitted in rows if submitted})
         events = TaskEvent.objects.filter(task_id__in=pks).delete()[0]
         tasks = Task.objects.filter(pk__in=pks).delete()[1].get("tasks.Task", 0)
+        usage.forget({submitted for *_, submitted in rows if submitted})
     return tasks, events
 
 
@@ -44,6 +52,9 @@ def delete_unused_files(rows):
         used = Task.objects.filter(Q(image_file__in=shared) | Q(thumb_file__in=shared))
         for image_file, thumb_file in used.values_list("image_file", "thumb_file"):
             in_use.update((image_file, thumb_file))
+        copies = TaskMedia.objects.filter(Q(file__in=shared) | Q(thumb_file__in=shared))
+        for file, thumb_file in copies.values_list("file", "thumb_file"):
+            in_use.update((file, thumb_file))
     gone = [name for name in names if name not in in_use]
     for name in gone:
         delete_file(name)

@@ -188,6 +188,19 @@ class Task(models.Model):
             ),
             # The overview's roll-up (tasks/reports/rollup.py): the hours of recently changed tasks.
             models.Index(fields=["last_changed"], name="task_last_changed_idx"),
+            # The Discord accounts' figures (tasks/accounts/figures.py): an account's tasks
+            # by submit time, status and mode read from the index alone (migration 0014).
+            models.Index(
+                fields=["account", "-submitted", "status", "mode"],
+                name="task_account_submitted_idx",
+            ),
+            # The list's caller and version filters (tasks/web/filters.py), newest first:
+            # one caller is a small share of a big mirror, an old version a rare one, and
+            # walking task_submitted_idx for them would read most of it. The account filter
+            # uses task_account_submitted_idx; mode, bot and aspect ratio have a few common
+            # values each (bench/bench_derive.py): no index of their own.
+            models.Index(fields=["caller", "-submitted", "-id"], name="task_caller_idx"),
+            models.Index(fields=["version", "-submitted", "-id"], name="task_version_idx"),
         ]
 
     def __str__(self):
@@ -403,3 +416,500 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
+
+
+# Curation (tasks/curation/): the team's own data beside the mirrored records. Never
+# written into raw nor sent to a proxy; a sync updates Task rows in place (never deletes
+# them), so these rows stay through every update and after the proxy forgets the task.
+# Only deleting the task (purge_tasks, the admin) removes them, by CASCADE.
+
+
+class Favourite(models.Model):
+    """One user's star on one task; each user sees and filters by their own only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="favourites")
+    task = models.ForeignKey(Task, models.CASCADE, related_name="favourites")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # One star per user and task; its leading user serves the favourite=1 filter.
+            models.UniqueConstraint(fields=["user", "task"], name="favourite_user_task_uniq"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} ★ {self.task_id}"
+
+
+class Tag(models.Model):
+    """A free tag, shared by the team."""
+
+    name = models.CharField(max_length=50, unique=True)  # unique: the autocomplete's prefix scan
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.name
+
+
+class TaskTag(models.Model):
+    task = models.ForeignKey(Task, models.CASCADE, related_name="task_tags")
+    tag = models.ForeignKey(Tag, models.CASCADE, related_name="task_tags")
+    added = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "task tag"
+        constraints = [
+            # One row per task and tag; its leading task serves a row's tags.
+            models.UniqueConstraint(fields=["task", "tag"], name="tasktag_task_tag_uniq"),
+        ]
+        indexes = [
+            # The tag= filter: the tasks of a tag.
+            models.Index(fields=["tag", "task"], name="tasktag_tag_task_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.task_id} #{self.tag_id}"
+
+
+class Collection(models.Model):
+    """A named, ordered set of tasks: the team's (no owner) or one user's own."""
+
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="collections",
+        help_text="Empty: a team collection everyone sees.",
+    )
+    cover = models.ForeignKey(
+        Task, models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("curation:collection", args=[self.pk])
+
+
+class CollectionItem(models.Model):
+    collection = models.ForeignKey(Collection, models.CASCADE, related_name="items")
+    task = models.ForeignKey(Task, models.CASCADE, related_name="collection_items")
+    position = models.PositiveIntegerField()
+    added = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # A task is in a collection once.
+            models.UniqueConstraint(
+                fields=["collection", "task"], name="collectionitem_collection_task_uniq"
+            ),
+        ]
+        indexes = [
+            # A collection's page, in its order.
+            models.Index(fields=["collection", "position"], name="collectionitem_order_idx"),
+            # Purging a task finds its entries.
+            models.Index(fields=["task"], name="collectionitem_task_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.collection_id}[{self.position}] {self.task_id}"
+
+
+class ShareLink(models.Model):
+    """A link that shows one task or one collection without a login (tasks/curation/sharing.py).
+
+    The URL's token is `key` signed with SECRET_KEY: a link whose token is altered is refused
+    before the database is asked, and a copy of the database alone cannot make one."""
+
+    FIELDS = ("prompt", "action", "submitted", "finished")  # what a sharer may tick
+
+    key = models.CharField(max_length=32, unique=True)  # unique: the lookup of /s/<token>/
+    task = models.ForeignKey(Task, models.CASCADE, null=True, blank=True, related_name="+")
+    collection = models.ForeignKey(
+        Collection, models.CASCADE, null=True, blank=True, related_name="share_links"
+    )
+    fields = models.JSONField(default=list, blank=True)  # the ticked FIELDS
+    expires = models.DateTimeField()
+    revoked = models.DateTimeField(null=True, blank=True)
+    views = models.PositiveIntegerField(default=0)
+    last_viewed = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="share_links"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(task__isnull=False, collection__isnull=True)
+                | Q(task__isnull=True, collection__isnull=False),
+                name="sharelink_one_target",
+            ),
+        ]
+        indexes = [
+            # The "Shared links" page: a user's links, newest first.
+            models.Index(fields=["created_by", "-created"], name="sharelink_creator_idx"),
+            # Purging a task finds its links.
+            models.Index(fields=["task"], name="sharelink_task_idx"),
+        ]
+
+    def __str__(self):
+        return f"share {self.pk} of {'task' if self.task_id else 'collection'}"
+
+
+# Alerts (tasks/alerts/): rules, the channels that take their notifications, the incidents
+# they open and each notification's deliveries.
+
+
+class AlertRule(models.Model):
+    """One alert rule's switch and thresholds; what each rule checks and its default
+    thresholds are in tasks/alerts/rules.py (a missing threshold takes its default)."""
+
+    key = models.SlugField(max_length=40, unique=True)
+    enabled = models.BooleanField(default=True)
+    params = models.JSONField(default=dict, blank=True)
+    repeat_hours = models.PositiveIntegerField(
+        default=6, help_text="Notify again while an incident stays open this long (0: never)."
+    )
+    # What a rule that compares with its last look remembers (the archive's lost count).
+    memory = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key
+
+
+class Channel(models.Model):
+    """Where notifications go: an apprise URL (json://, tgram://, slack://...) or mailto:
+    addresses sent with Django's email. The URL is a secret: never shown, never logged."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    url = models.TextField(help_text="An apprise URL, or mailto:someone@example.com")
+    enabled = models.BooleanField(default=True)
+    rules = models.ManyToManyField(
+        AlertRule, blank=True, related_name="channels", help_text="None chosen: every rule."
+    )
+    sources = models.ManyToManyField(
+        Source, blank=True, related_name="+", help_text="None chosen: every source."
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.name
+
+    def url_secrets(self):
+        """The URL, each of its comma-separated URLs and their credentials and paths."""
+        from urllib.parse import urlsplit
+
+        found = []
+        for url in (self.__dict__.get("url") or "").split(","):
+            url = url.strip()
+            if not url:
+                continue
+            parts = urlsplit(url)
+            found += [url, parts.netloc + parts.path, parts.password, parts.path.strip("/")]
+        return [value for value in found if value and len(value) >= 4]
+
+
+class Incident(models.Model):
+    """A rule's condition on one thing (a source, the archive), from the evaluation that
+    found it to the first that did not."""
+
+    rule = models.ForeignKey(AlertRule, models.CASCADE, related_name="incidents")
+    source = models.ForeignKey(Source, models.CASCADE, null=True, blank=True, related_name="+")
+    key = models.CharField(max_length=100)  # what it is about, e.g. "source:3"
+    opened = models.DateTimeField(default=timezone.now)
+    resolved = models.DateTimeField(null=True, blank=True)
+    last_notified = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField()  # what and how bad, as the last evaluation saw it
+    link = models.CharField(max_length=500, blank=True)  # the tasks or sync runs behind it
+
+    class Meta:
+        constraints = [
+            # One open incident per condition: several workers evaluating at once open
+            # it once (the loser's INSERT fails) and so notify once.
+            models.UniqueConstraint(
+                fields=["rule", "key"],
+                condition=Q(resolved__isnull=True),
+                name="incident_open_uniq",
+            ),
+        ]
+        indexes = [
+            # /alerts/ and the overview: the newest incidents.
+            models.Index(fields=["-opened"], name="incident_opened_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.rule.key} {self.key}"
+
+    def get_absolute_url(self):
+        return reverse("alerts:list") + f"#incident-{self.pk}"
+
+    @property
+    def duration(self):
+        return (self.resolved or timezone.now()) - self.opened
+
+
+class Delivery(models.Model):
+    """One notification of an incident to one channel, with its attempts."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened"
+        REPEAT = "repeat"
+        RESOLVED = "resolved"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"  # retried at next_try
+        GAVE_UP = "gave_up"
+
+    incident = models.ForeignKey(Incident, models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(Channel, models.CASCADE, related_name="deliveries")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_try = models.DateTimeField(null=True, blank=True)
+    sent = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)  # masked: never the channel's URL
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # Each evaluation's retries: the deliveries still to go out, by when they are due.
+            models.Index(
+                fields=["next_try"],
+                name="delivery_due_idx",
+                condition=Q(state__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.incident} {self.kind} → {self.channel}: {self.state}"
+
+
+# Discord accounts (tasks/ingest/accounts.py keeps them, tasks/accounts/ shows them). A
+# task names its account by channel id (Task.account), so no foreign key: tasks synced
+# before their account was first seen link to it too.
+
+
+class AccountQuerySet(models.QuerySet):
+    def current(self):
+        """The accounts their proxy still lists."""
+        return self.filter(gone_since__isnull=True)
+
+    def sources_without_enabled_account(self):
+        """The sources whose accounts are synced and none of which is enabled now: the
+        warning on the accounts page and the overview."""
+        usable = self.current().filter(enabled=True).values("source")
+        synced = AccountSync.objects.filter(available=True).exclude(source__in=usable)
+        return list(
+            synced.filter(source__enabled=True)
+            .order_by("source__name")
+            .values_list("source__name", flat=True)
+        )
+
+
+class Account(models.Model):
+    """A Discord account behind a source: the health fields its proxy reports, as
+    columns, and its record with every credential removed (tasks/ingest/credentials.py)."""
+
+    source = models.ForeignKey(Source, models.CASCADE, related_name="accounts")
+    account_id = models.CharField(max_length=64)  # the proxy's id: channel id or trueai's GUID
+    channel_id = models.CharField(max_length=64, blank=True)  # what Task.account holds
+    guild_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=200, blank=True)  # its name, else its remark
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.TextField(blank=True)
+    locked = models.BooleanField(default=False)  # trueai: held, e.g. by a captcha
+    fast_exhausted = models.BooleanField(default=False)
+    fast_time_remaining = models.CharField(max_length=100, blank=True)  # as the proxy words it
+    today_draws = models.IntegerField(null=True, blank=True)  # the proxy's count, fast + relax
+    day_draw_limit = models.IntegerField(null=True, blank=True)  # fast + turbo; -1 unlimited
+    day_relax_limit = models.IntegerField(null=True, blank=True)  # -1 unlimited
+    running = models.PositiveIntegerField(null=True, blank=True)
+    queued = models.PositiveIntegerField(null=True, blank=True)
+    core_size = models.PositiveIntegerField(null=True, blank=True)
+    queue_size = models.PositiveIntegerField(null=True, blank=True)
+    # The proxy's record as JSON text, its credentials removed before it got here.
+    raw = models.TextField(default="{}")
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    gone_since = models.DateTimeField(null=True, blank=True)  # no longer listed
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "Discord account"
+        constraints = [
+            # The account sync's lookup of what it holds, per source.
+            models.UniqueConstraint(
+                fields=["source", "account_id"], name="account_source_account_id_uniq"
+            ),
+        ]
+        indexes = [
+            # A task's account (the task page links to it) by its channel id.
+            models.Index(fields=["channel_id"], name="account_channel_idx"),
+        ]
+
+    def __str__(self):
+        return self.name or self.channel_id or self.account_id
+
+    def get_absolute_url(self):
+        return reverse("accounts:detail", args=[self.pk])
+
+    @property
+    def state(self):
+        """One word for its chip: gone, disabled, locked, exhausted or enabled."""
+        if self.gone_since:
+            return "gone"
+        if not self.enabled:
+            return "disabled"
+        if self.locked:
+            return "locked"
+        if self.fast_exhausted:
+            return "exhausted"
+        return "enabled"
+
+
+class AccountEvent(models.Model):
+    """One observed change of an account's state (enabled, locked, fast exhausted, its
+    disabled reason, listed or gone): its timeline. The row holds the state after it."""
+
+    account = models.ForeignKey(Account, models.CASCADE, related_name="events")
+    seen = models.DateTimeField(default=timezone.now)
+    enabled = models.BooleanField()
+    locked = models.BooleanField()
+    fast_exhausted = models.BooleanField()
+    disabled_reason = models.TextField(blank=True)
+    gone = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # The account page's timeline.
+            models.Index(fields=["account", "seen"], name="accountevent_account_seen_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id} {self.seen:%Y-%m-%d %H:%M:%S}"
+
+
+class AccountSync(models.Model):
+    """How the last account sync of a source went: one row per source, so "not
+    available: <reason>" is said once, not once per pass."""
+
+    source = models.OneToOneField(
+        Source, models.CASCADE, primary_key=True, related_name="account_sync"
+    )
+    checked = models.DateTimeField(default=timezone.now)
+    available = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)  # why not, in words that quote nothing the proxy sent
+    listed = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.source_id}: {'ok' if self.available else self.reason}"
+
+
+class Price(models.Model):
+    """What one task costs on /usage/ (tasks/usage/prices.py): the most specific price
+    that matches a task's source, action and mode and is valid on the day it was
+    submitted. A change is a new row from a later day: past months keep their prices."""
+
+    class Mode(models.TextChoices):
+        ANY = "", "any mode"
+        FAST = "fast", "fast"
+        RELAX = "relax", "relax"
+        TURBO = "turbo", "turbo"
+
+    # Blank: any action without a price of its own.
+    action = models.CharField(max_length=64, blank=True, help_text="Blank: any other action.")
+    mode = models.CharField(max_length=10, blank=True, choices=Mode.choices)
+    # None: every source without a price of its own for this action and mode.
+    source = models.ForeignKey(
+        Source, models.CASCADE, null=True, blank=True, related_name="+", db_index=False
+    )
+    price = models.DecimalField(max_digits=12, decimal_places=4, help_text="Per task.")
+    currency = models.CharField(max_length=3, default="USD")
+    charge_failed = models.BooleanField(
+        default=False,
+        help_text="Charge failed and cancelled tasks too. Without it only those the proxy "
+        "says it charged are (new-api's quota on a failed row).",
+    )
+    valid_from = models.DateField(default=timezone.localdate, help_text="In TIME_ZONE.")
+
+    class Meta:
+        ordering = ["source", "action", "mode", "-valid_from"]
+        constraints = [
+            # One price per kind of task and day: the lookup never has to choose between two.
+            models.UniqueConstraint(
+                fields=["action", "mode", "valid_from"],
+                condition=Q(source__isnull=True),
+                name="price_default_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "action", "mode", "valid_from"],
+                condition=Q(source__isnull=False),
+                name="price_source_uniq",
+            ),
+        ]
+
+    def __str__(self):
+        action = self.action or "any action"
+        return f"{action} {self.mode or 'any mode'}: {self.price} {self.currency}"
+
+
+class DailyUsage(models.Model):
+    """Tasks submitted on one day (in TIME_ZONE) per source, caller, account, action,
+    mode and status: what /usage/ sums (tasks/usage/rollup.py) instead of the tasks."""
+
+    day = models.DateField()
+    source = models.ForeignKey(Source, models.CASCADE, related_name="+", db_index=False)
+    caller = models.CharField(max_length=200, blank=True)
+    account = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, blank=True)
+    mode = models.CharField(max_length=10, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    tasks = models.PositiveIntegerField()
+    run_seconds = models.FloatField(default=0)  # finish - start, over those with both
+    # Failed or cancelled, yet charged by the proxy (new-api's quota > 0 on the row).
+    quota_charged = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints = [
+            # One row per combination; its leading day serves /usage/'s range reads and
+            # the roll-up's deletes of the days it recomputes.
+            models.UniqueConstraint(
+                fields=["day", "source", "caller", "account", "action", "mode", "status"],
+                name="dailyusage_day_uniq",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.source_id} {self.caller} {self.action} {self.status} {self.tasks}"
+
+
+class UsageRollup(models.Model):
+    """The state of DailyUsage, in one row (pk 1), kept by tasks/usage/rollup.py."""
+
+    zone = models.CharField(max_length=64)  # the TIME_ZONE its days are in
+    # Every task submitted before this hour is counted in DailyUsage (as of its last
+    # roll); later ones are counted live.
+    through = models.DateTimeField()
+    # When the last refresh that rolled days had started: the next one re-rolls the
+    # days of tasks changed since (minus a margin).
+    scanned = models.DateTimeField()
+
+    def __str__(self):
+        return f"usage rolled through {self.through:%Y-%m-%d %H}:00 ({self.zone})"

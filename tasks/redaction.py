@@ -1,4 +1,4 @@
-"""What must never leave mjsite: each source's secret and its notify-hook token.
+"""What must never leave mjsite: each source's secret, admin token and notify-hook token.
 
 Proxies echo the notify-hook URL they were given (`notifyHook`, `properties.notifyHook`)
 in every record they send, and its path, /hooks/mj/<token>/, is the credential that lets
@@ -21,6 +21,10 @@ import re
 
 MASK = "•••"
 
+# The credentials a source holds, never shown: what the proxy, the relay's admin list and
+# the notify-hook accept.
+SECRET_FIELDS = ("secret", "admin_token", "hook_token")
+
 # Characters that no common JSON encoder writes as an escape (Jackson, Gson, Python,
 # PHP, System.Text.Json): a run of them in a secret appears verbatim in any encoding.
 VERBATIM_RUN = re.compile(r"[A-Za-z0-9_\-.~:;,?!@#$%^*()\[\]{}| ]+")
@@ -36,13 +40,13 @@ STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 def secret_values(rows=None):
-    """Each source's secret and notify-hook token, however short, longest first (a
-    secret that contains another is masked whole). `rows` of (secret, hook_token) save
-    the query where a page reads the sources anyway."""
+    """Each source's secret, admin token and notify-hook token, however short, longest
+    first (a secret that contains another is masked whole). `rows` of (secret,
+    admin_token, hook_token) save the query where a page reads the sources anyway."""
     if rows is None:
         from tasks.models import Source  # here, so that the logging filter can import this module
 
-        rows = Source.objects.values_list("secret", "hook_token")
+        rows = Source.objects.values_list(*SECRET_FIELDS)
     found = {value for row in rows for value in row if value}
     remember(found)
     return sorted(found, key=len, reverse=True)
@@ -72,6 +76,7 @@ def redact(text, secrets):
 TASK_TEXT_FIELDS = (
     "prompt", "prompt_en", "description", "state", "fail_reason", "progress",
     "image_url", "image_error",
+    "caller",  # derived from `state` when a record has no user id: any text a caller sent
 )  # fmt: skip
 
 

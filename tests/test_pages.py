@@ -148,6 +148,7 @@ NOT_BEHIND_THE_LOGIN_PAGE = (
     "/hooks/",
     "/healthz",
     "/metrics",
+    "/s/",  # a share link: the token is the credential (tests/test_curation.py)
 )
 
 

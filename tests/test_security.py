@@ -319,6 +319,8 @@ def samples(planted, source):
         "path": "task/no-such-endpoint",
         "url": "no/such/page/",
         "id": User.objects.first().pk,
+        "pk": task.pk,
+        "which": "thumb",
         "content_type_id": ContentType.objects.get_for_model(Task).pk,
         "object_id": task.pk,
         "app_labels": sorted({m._meta.app_label for m in admin.site._registry}),
@@ -328,7 +330,8 @@ def samples(planted, source):
 
 # Open by design: the login pages; the logout pages (they log out nobody and show
 # nothing); /healthz (for load balancers: no URLs, no secrets); the notify-hook (the
-# token in its path is the credential); /metrics (its bearer token, else 404).
+# token in its path is the credential); /metrics (its bearer token, else 404); a share
+# link /s/<token>/ (its token is the credential).
 OPEN = {"/accounts/login/", "/admin/login/", "/healthz"}
 
 
@@ -346,6 +349,8 @@ def anonymous_expectation(url, method):
         return {401, 404, 405}, None  # 404 only for unknown endpoints (not_found)
     if url.startswith("/hooks/"):
         return {404, 405}, None  # a wrong token is no hook
+    if url.startswith("/s/") and not url.endswith("/revoke/"):
+        return {404, 405}, None  # a share link: its token is the credential, this one wrong
     if url == "/metrics":
         return {401, 404, 405}, None
     if url.startswith("/media/") and method == "POST":

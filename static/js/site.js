@@ -80,6 +80,8 @@
     var single = links.length < 2;
     box.querySelector(".lb-prev").hidden = single;
     box.querySelector(".lb-next").hidden = single;
+    // static/js/curation.js draws the task's star and tags under it.
+    box.dispatchEvent(new CustomEvent("lightbox:show", { bubbles: true, detail: { link: link } }));
   }
 
   function open(link) {
@@ -96,6 +98,7 @@
     box.hidden = true;
     img.removeAttribute("src");
     document.body.style.overflow = "";
+    box.dispatchEvent(new CustomEvent("lightbox:close", { bubbles: true }));
   }
 
   document.addEventListener("click", function (event) {
@@ -107,6 +110,7 @@
 
   document.addEventListener("keydown", function (event) {
     if (!box || box.hidden) return;
+    if (document.querySelector("dialog[open]")) return; // keys belong to the dialog over it
     if (event.key === "Escape") close();
     else if (event.key === "ArrowLeft") show(index - 1);
     else if (event.key === "ArrowRight") show(index + 1);

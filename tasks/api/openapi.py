@@ -112,6 +112,67 @@ EXAMPLE_ID = "14001929738841620"
 EXAMPLE_IDS = [EXAMPLE_ID, "0400192973884162", "1700000000000001", "1"]
 
 
+# Midjourney's parameters and who asked, as tasks/ingest/derive.py reads them from records.
+NUMBER = "[0-9]{1,3}([.][0-9]{1,3})?"
+PARAMETER_FILTERS = (
+    ("mode", "The speed the task ran at.", {"enum": ["fast", "relax", "turbo"]}, True),
+    (
+        "version",
+        "The model version, as after `--v` or `--niji`.",
+        {"pattern": f"^((v ?)?{NUMBER}|niji( {NUMBER})?)$", "examples": ["6.1", "niji 6"]},
+        True,
+    ),
+    (
+        "ar",
+        "The aspect ratio, as after `--ar`.",
+        {"pattern": "^[0-9]{1,5}:[0-9]{1,5}$", "examples": ["16:9", "2:3"]},
+        True,
+    ),
+    (
+        "bot",
+        "The bot.",
+        {"pattern": "^[A-Z][A-Z_]{0,19}$", "examples": ["MID_JOURNEY", "NIJI_JOURNEY"]},
+        True,
+    ),
+    (
+        "account",
+        "The account's Discord channel id.",
+        {"pattern": "^[0-9A-Za-z_.:-]{1,64}$", "examples": ["1300000000000000001"]},
+        True,
+    ),
+    (
+        "caller",
+        "Who asked: `userId`, else new-api's `user_id`, else `state`.",
+        {"maxLength": 200},
+        False,
+    ),
+)
+
+
+def parameter_filters():
+    out = []
+    for name, meaning, item, commas in PARAMETER_FILTERS:
+        how = "repeat, or separate by commas" if commas else "repeat"
+        out.append(
+            {
+                "name": name,
+                "in": "query",
+                "description": (
+                    f"{meaning} Any of these values ({how}; at most {MAX_VALUES}); a value "
+                    "that is no such thing is refused with 400."
+                ),
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "string", **item},
+                    "maxItems": MAX_VALUES,
+                },
+                "style": "form",
+                "explode": True,
+            }
+        )
+    return out
+
+
 @functools.cache
 def _schema():
     repeatable = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_VALUES}
@@ -186,6 +247,24 @@ def _schema():
                             "description": "Submitted before this moment.",
                             "schema": moment,
                         },
+                        {
+                            "name": "favourite",
+                            "in": "query",
+                            "description": "`1`: only the tasks the token's user has starred.",
+                            "schema": {"type": "string", "enum": ["", "1"]},
+                        },
+                        {
+                            "name": "tag",
+                            "in": "query",
+                            "description": (
+                                "Tasks with any of these team tags (repeat, or separate by "
+                                f"commas; at most {MAX_VALUES} different ones)."
+                            ),
+                            "schema": repeatable,
+                            "style": "form",
+                            "explode": True,
+                        },
+                        *parameter_filters(),
                         SOURCE_PARAM,
                         {
                             "name": "limit",

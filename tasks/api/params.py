@@ -36,8 +36,14 @@ class BadRequest(Exception):
 
 # The list's filters the API takes (tasks/api/openapi.py describes them); the pages'
 # others (q, range, sort, before) are not part of it, and are ignored as unknown.
-LIST_FILTERS = ("status", "action", "submitted_after", "submitted_before", "source")
-COMMA_LISTS = ("status", "action")  # repeatable, and commas separate values too
+LIST_FILTERS = (
+    "status", "action", "submitted_after", "submitted_before", "source", "favourite", "tag",
+)  # fmt: skip
+COMMA_LISTS = ("status", "action", "tag")  # repeatable, and commas separate values too
+# Midjourney's parameters and who asked (tasks/web/filters.py); a caller's own tag may
+# hold a comma, so only repeating gives several callers.
+LIST_FILTERS += ("mode", "version", "ar", "bot", "account", "caller")
+COMMA_LISTS += ("mode", "version", "ar", "bot", "account")
 
 
 def list_filters(query):

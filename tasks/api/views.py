@@ -3,15 +3,18 @@
 Scripts written for a proxy point at mjsite instead and get the same JSON, including
 tasks the proxy has forgotten. Bodies are stitched together from `Task.raw`, the JSON
 text the proxy last sent, instead of being re-serialised: every key, value and the key
-order stay exactly as received (the mirror is lossless). The one exception: a source's
-secret and notify-hook token are masked (tasks.redaction), because proxies echo the
-hook URL, which holds the token, in every record.
+order stay exactly as received (the mirror is lossless). The exceptions: a source's
+secrets are masked (tasks.redaction), because proxies echo the hook URL, which holds the
+token, in every record; and a new-api relay's task, whose `raw` is the relay's own row,
+is served in the proxy's task shape made from that row (tasks.ingest.relay_rows), as the
+relay's own /mj/task/ endpoints answer it.
 
 Auth is a logged-in session, or a token from `manage.py create_api_token` in the
 `mj-api-secret` header or as `Authorization: Bearer <token>`.
 """
 
 import functools
+import json
 import logging
 
 from django.db.models import F
@@ -31,8 +34,9 @@ from tasks.api.params import (
     requested_ids,
     source_param,
 )
-from tasks.ingest.records import ID_PATTERN
-from tasks.models import Task
+from tasks.ingest.records import ID_PATTERN, to_json_text
+from tasks.ingest.relay_rows import task_shape
+from tasks.models import SourceKind, Task
 from tasks.redaction import Masker
 from tasks.web import pager
 from tasks.web.filters import TaskFilterSet
@@ -59,6 +63,14 @@ def raw_array(raws):
 
 def raw_object(raw):
     return HttpResponse(Masker().json_text(raw), content_type="application/json")
+
+
+def served(raw, kind):
+    """A stored task's JSON text as the API serves it: as received, or for a new-api
+    relay's row, the task made from it."""
+    if kind != SourceKind.NEWAPI:
+        return raw
+    return to_json_text(task_shape(json.loads(raw)))
 
 
 # Auth
@@ -156,7 +168,7 @@ def api_view(*methods):
 @api_view("GET")
 def task_list(request):
     # The pages' filters and pager; newest first by submit time, then by id.
-    filters = TaskFilterSet(list_filters(request.GET), queryset=Task.objects.all())
+    filters = TaskFilterSet(list_filters(request.GET), queryset=Task.objects.all(), request=request)
     paging = PageForm(request.GET)
     refused = filters.form.refused()
     refused.pop("source", None)  # a name no source can have: 404, as for an unknown one
@@ -166,8 +178,9 @@ def task_list(request):
     limit = paging.cleaned_data["limit"] or MAX_LIMIT
     after = paging.cleaned_data["cursor"]
 
-    shown = pager.page(filters.qs, pager.DEFAULT_SORT, limit, after=after, fields=("raw",))
-    response = raw_array(raw for _, _, raw in shown.rows)
+    fields = ("raw", "source__kind")
+    shown = pager.page(filters.qs, pager.DEFAULT_SORT, limit, after=after, fields=fields)
+    response = raw_array(served(raw, kind) for _, _, raw, kind in shown.rows)
     if shown.next is not None:
         next_cursor = cursor_text(shown.next)
         query = request.GET.copy()
@@ -186,7 +199,7 @@ def task_queue(request):
         tasks = tasks.filter(source_id=source)
     # Oldest first, like the proxy's queue; the queue is short, so the sort is cheap.
     tasks = tasks.order_by(F("submitted").asc(nulls_last=True), "pk")
-    return raw_array(tasks.values_list("raw", flat=True))
+    return raw_array(served(*row) for row in tasks.values_list("raw", "source__kind"))
 
 
 @api_view("POST")
@@ -203,11 +216,12 @@ def task_list_by_condition(request):
         tasks = tasks.filter(source_id=source)
     # An id in several sources: the version that changed last.
     best = {}
-    for task_id, raw, changed, pk in tasks.values_list("task_id", "raw", "last_changed", "pk"):
+    rows = tasks.values_list("task_id", "raw", "source__kind", "last_changed", "pk")
+    for task_id, raw, kind, changed, pk in rows:
         current = best.get(task_id)
         if current is None or (changed, pk) > current[0]:
-            best[task_id] = ((changed, pk), raw)
-    return raw_array(best[i][1] for i in wanted if i in best)
+            best[task_id] = ((changed, pk), raw, kind)
+    return raw_array(served(*best[i][1:]) for i in wanted if i in best)
 
 
 @api_view("GET")
@@ -223,10 +237,10 @@ def task_fetch(request, task_id):
         if source is not None:
             tasks = tasks.filter(source_id=source)
         # An id in several sources: the version that changed last (task_task_id_idx).
-        raw = tasks.order_by("-last_changed", "-pk").values_list("raw", flat=True).first()
+        raw = tasks.order_by("-last_changed", "-pk").values_list("raw", "source__kind").first()
     if raw is None:
         return json_error(404, "task not found", id=task_id)
-    return raw_object(raw)
+    return raw_object(served(*raw))
 
 
 @api_view("GET")

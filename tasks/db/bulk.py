@@ -246,3 +246,36 @@ def stored_tasks(source_id, task_ids, columns, lock=False):
     with connection.cursor() as cursor:
         cursor.execute(sql, [source_id, list(task_ids)])
         return cursor.fetchall()
+
+
+def update_by_pk(model, fields, rows):
+    """Set `fields` (Field objects or names) of the rows with these pks: rows are
+    (pk, value, ...) in the order of `fields`. On PostgreSQL one UPDATE … FROM (VALUES …)
+    per MAX_ROWS rows; on SQLite one executemany of a single-row UPDATE (no round trips
+    there to save)."""
+    if not rows:
+        return
+    fields = field_list(model, fields)
+    vendor = connection.vendor
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    read = row_reader([model._meta.pk, *fields], vendor, rows)
+    with connection.cursor() as cursor:
+        if vendor != "postgresql":
+            sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+            sql = f"UPDATE {table} SET {sets} WHERE {pk} = %s"  # noqa: S608
+            cursor.executemany(sql, [[*values[1:], values[0]] for values in map(read, rows)])
+            return
+        typed = [model._meta.pk, *fields]
+        # Cast: the columns of VALUES take no type from the table they update.
+        marks = "(" + ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in typed) + ")"
+        names = ", ".join(quote(f.column) for f in typed)
+        sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+        for start in range(0, len(rows), MAX_ROWS):
+            batch = rows[start : start + MAX_ROWS]
+            values = ", ".join([marks] * len(batch))
+            sql = (
+                f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v ({names}) "  # noqa: S608
+                f"WHERE {table}.{pk} = v.{pk}"
+            )
+            cursor.execute(sql, [value for row in batch for value in read(row)])

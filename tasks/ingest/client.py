@@ -251,6 +251,26 @@ class ProxyClient:
             raise ProxyError(f"{redact(url)} returned {kind}, not a task object")
         return item  # with its Item.problem when it is an object but not valid JSON
 
+    # The Discord accounts (tasks/ingest/accounts.py). Their records hold credentials in
+    # clear: callers scrub them first thing, and no error here quotes a byte of them.
+
+    def account_list(self):
+        """GET /mj/account/list (novicezk 2.5+): every account, a bare array."""
+        return self.get_json_array("GET", self.url("/mj/account/list"))
+
+    def admin_accounts(self, admin_token, page, size):
+        """POST /mj/admin/accounts (trueai): one page of accounts, as decoded JSON
+        ({"list": [...], "pagination": {...}}). trueai takes the bare admin token in
+        Authorization (no "Bearer"), which wins over the task secret's header."""
+        url = self.url("/mj/admin/accounts")
+        body = {
+            "pagination": {"current": page, "pageSize": size},
+            "sort": {"predicate": "", "reverse": False},
+            "search": {},
+        }
+        response = self.request("POST", url, json=body, headers={"Authorization": admin_token})
+        return self.parse_json(self.read_body(response, url), url, response).value
+
     # Plumbing
 
     def url(self, path):

@@ -30,8 +30,11 @@ from tasks.archive.fetch import resolve_origin
 from tasks.db import bulk as bulk_sql
 from tasks.db.counts import Counts
 from tasks.ingest import derive, records
+from tasks.ingest.accounts import sync_accounts
 from tasks.ingest.client import ProxyClient, ProxyError
 from tasks.ingest.json_items import Item
+from tasks.ingest.relay_rows import task_shape
+from tasks.ingest.relay_sync import RelayPass, admin_for
 from tasks.links import is_web_url, link_expiry
 from tasks.models import (
     FINISHED_STATUSES,
@@ -82,7 +85,7 @@ STORED_FIELDS += ["image_url", "in_queue", "gone_since", "first_seen", "last_see
 # The write's locked read adds the finish time, which orders two finished records
 # (records.successor). The pre-read of a whole pass does not need it: it only compares
 # hashes, and on SQLite every datetime read is parsed in Python.
-WRITE_FIELDS = STORED_FIELDS + ["finished"]
+WRITE_FIELDS = STORED_FIELDS + ["finished", "media"]
 # How stale Task.last_seen (the last pass that saw it upstream) may get: an unchanged
 # record is rewritten for it at most this often, so a pass an hour after another writes
 # nothing at all.
@@ -103,6 +106,7 @@ class Stored:
     first_seen: object
     last_seen: object
     finished: object = None  # read by write() only (WRITE_FIELDS)
+    media: list | None = None  # the same
 
     def queue_flag(self, in_queue):
         """in_queue as it should be stored (None: this answer does not say)."""
@@ -167,6 +171,10 @@ def sync_source(source, full=False, wait_seconds=0):
         run = record_run(run, work)
         if run.outcome == SyncRun.Outcome.OK:
             note_addresses(source)
+            if full:
+                # Every full pass that worked syncs the Discord accounts too (after one
+                # that failed, the proxy is unlikely to answer them); never fails the pass.
+                sync_source_accounts(source.pk)
         return run
     finally:
         release_lease(source, owner)
@@ -235,6 +243,23 @@ def full_pass():
     enqueue_passes(full=True)
 
 
+def accounts_pass():
+    """The accounts' schedule (MJ_ACCOUNT_MINUTES): one queued account sync per source."""
+    from django_q.tasks import async_task
+
+    for source_id in Source.objects.filter(enabled=True).values_list("pk", flat=True):
+        async_task(sync_source_accounts, source_id, group="mjsite-accounts")
+
+
+def sync_source_accounts(source_id):
+    """One source's Discord accounts (tasks/ingest/accounts.py); never raises."""
+    source = Source.objects.filter(pk=source_id, enabled=True).first()
+    if source is not None:
+        with client_for(source) as client:
+            return sync_accounts(source, client)
+    return None
+
+
 def refresh_tasks(source, task_ids):
     """Ask the proxy for these tasks now, one GET /fetch each (the "refresh from proxy"
     buttons). A task the proxy no longer knows is marked gone, and counted so."""
@@ -245,11 +270,17 @@ def refresh_tasks(source, task_ids):
         try:
             with client_for(source) as client:
                 for task_id in task_ids:
-                    item = client.fetch(task_id)
-                    if item is None:
+                    if source.kind == SourceKind.NEWAPI:
+                        # The relay's /fetch answers a user key with its own tasks only.
+                        items = admin_for(source, client).by_mj_id(task_id)
+                        shape = task_shape
+                    else:
+                        item, shape = client.fetch(task_id), None
+                        items = [] if item is None else [item]
+                    if not items:
                         unknown.append(task_id)
                     else:
-                        counts.add(ingest(source, [item], run=run)[0])
+                        counts.add(ingest(source, items, run=run, shape=shape)[0])
         finally:
             # What was learned before a failure holds: those tasks are gone upstream.
             counts.gone += Task.objects.filter(source=source, task_id__in=unknown).update(
@@ -330,6 +361,11 @@ class Pass:
         self.renewed = time.monotonic()
 
     def execute(self, full):
+        if self.source.kind == SourceKind.NEWAPI:
+            # Its admin list, by submit time (relay_sync.py); no queue: what is unfinished.
+            RelayPass(self).execute(full)
+            self.update_queue_flags(None)
+            return
         is_relay = self.source.kind == SourceKind.RELAY
         queue_ids = None
         if not is_relay:
@@ -339,12 +375,13 @@ class Pass:
         self.refresh_unfinished()
         self.update_queue_flags(queue_ids)
 
-    def ingest(self, items, in_queue=None):
+    def ingest(self, items, in_queue=None, shape=None):
         """Store the items; return the ids the answer held, its invalid records' included
         (the proxy has those tasks: they are neither gone nor out of its queue)."""
-        counts, ids = ingest(self.source, items, run=self.run, in_queue=in_queue)
+        counts, ids = ingest(self.source, items, run=self.run, in_queue=in_queue, shape=shape)
         self.counted(counts, ids)
-        return {records.task_id_if_any(item.value) for item in items} - {""}
+        shape = shape or (lambda value: value)
+        return {records.task_id_if_any(shape(item.value)) for item in items} - {""}
 
     def counted(self, counts, ids):
         self.counts.add(counts)
@@ -489,10 +526,12 @@ class ReadBack:
 # Writing records
 
 
-def ingest(source, items, run=None, in_queue=None, via="poll"):
-    """Store raw items received from a source; return (SyncCounts, ids of the valid ones)."""
+def ingest(source, items, run=None, in_queue=None, via="poll", shape=None):
+    """Store raw items received from a source; return (SyncCounts, ids of the valid ones).
+    shape(value), when given, is the item in the task shape (a relay's row): typed so,
+    stored as received."""
     now = timezone.now()
-    received, invalid = identify_all(source, items, run, now)
+    received, invalid = identify_all(source, items, run, now, shape)
     return store(source, received, invalid, len(items), now, run, in_queue, via)
 
 
@@ -511,17 +550,18 @@ def ingest_listed(source, entries, read, run=None):
     return store(source, received, invalid, len(entries), now, run, None, "poll")
 
 
-def identify_all(source, items, run, now):
+def identify_all(source, items, run, now, shape=None):
     """Group items by task id as records.Received ({task_id: [versions]}), and the
     invalid ones as InvalidRecord rows."""
     received, invalid = {}, []
     for item in items:
         # Items from the client carry their exact text; plain values are serialised.
         value, text = (item.value, item.text) if isinstance(item, Item) else (item, None)
+        task = shape(value) if shape else value  # its text stays the item's own
         try:
             if isinstance(item, Item) and item.problem:
-                raise records.InvalidRecord(item.problem, records.task_id_if_any(value))
-            got = records.identify(value, text)
+                raise records.InvalidRecord(item.problem, records.task_id_if_any(task))
+            got = records.identify(task, text)
         except records.InvalidRecord as exc:
             invalid.append(invalid_row(source, run, now, value, exc, text))
             continue
@@ -627,7 +667,11 @@ def write(source, received, typed, now, in_queue, via):
         row = new_row(source, record, now, in_queue, first_seen=task.first_seen)
         if in_queue is None:
             row["in_queue"] = queued(task.in_queue, record.status)
-        row["image_changed"] = record.image_url != task.image_url
+        # A new image link or a changed grid/video list: the archive copies it again.
+        row["image_changed"] = (record.image_url, record.derived["media"]) != (
+            task.image_url,
+            task.media,
+        )
         upserts.append(row)
         if (task.status, task.progress, task.image_url) != (
             record.status,
@@ -671,7 +715,9 @@ def new_row(source, record, now, in_queue, first_seen):
         last_seen=now,
         gone_since=None,
         in_queue=queued(in_queue, record.status),
-        image_state=ImageState.PENDING if is_web_url(record.image_url) else ImageState.NONE,
+        image_state=ImageState.PENDING
+        if is_web_url(record.image_url) or record.derived["media"]
+        else ImageState.NONE,
         image_expires=link_expiry(record.image_url),
     )
     for name in TYPED_FIELDS:

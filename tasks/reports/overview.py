@@ -16,12 +16,13 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import F, FloatField, Func, OuterRef, Subquery
+from django.db.models import Count, F, FloatField, Func, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from tasks.alerts.incidents import open_incidents
 from tasks.archive import status as archive_status
-from tasks.models import FINISHED_STATUSES, Source, SyncRun, Task
+from tasks.models import FINISHED_STATUSES, Account, Source, SyncRun, Task
 from tasks.reports import rollup
 
 WINDOW_DAYS = rollup.DAYS
@@ -124,6 +125,8 @@ def compute(now):
         "daily": daily_chart(first_day, counts.by_day),
         "hourly": hourly_chart(now, counts.by_hour),
         "images": image_status(),
+        "accounts": account_line(),
+        "open_incidents": open_incidents(),
     }
 
 
@@ -139,6 +142,15 @@ def image_status():
         "lost": status.get("lost"),
         "updated": status.get("updated"),
     }
+
+
+def account_line():
+    """The Discord accounts line: N enabled of M listed, and each source left without an
+    enabled one (a table of a few dozen rows)."""
+    counts = Account.objects.current().aggregate(
+        enabled=Count("pk", filter=Q(enabled=True)), total=Count("pk")
+    )
+    return {**counts, "without_enabled": Account.objects.sources_without_enabled_account()}
 
 
 def seconds_between(start, end):

@@ -32,7 +32,8 @@ PROMPTS = (
 )
 
 # Parameters users append; the proxy passes them through untranslated.
-PARAMS = ("", "", "", " --ar 16:9", " --v 6.0", " --ar 3:4 --v 6.1", " --niji 6", " --style raw")
+PARAMS = ("", "", "", " --ar 16:9", " --v 6.0", " --ar 3:4 --v 6.1", " --niji 6")
+PARAMS += (" --ar 2:3 --v 7 --style raw --seed 1234",)
 
 # Used to translate prompts given to submit() that are not in PROMPTS.
 GLOSSARY = {

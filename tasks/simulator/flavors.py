@@ -5,7 +5,11 @@ answers 204; relays (new-api) route no /list or /queue (200, an HTML page) and a
 task_no_found."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
+
+from .media import trueai_media
+from .newapi import KEY_OWNER, user_of
 
 JSON = "application/json;charset=UTF-8"
 TEXT = "text/plain; charset=utf-8"
@@ -26,6 +30,7 @@ class Novicezk:
     has_queue = True
     has_list_by_ids = False
     auth_before_routing = True  # Spring's interceptor guards every /mj path
+    serves_admin_list = False  # new-api's /api/mj/ (newapi.py)
 
     # sim.flavor is this object; it also compares equal to its name: sim.flavor == "relay"
     def __str__(self):
@@ -36,6 +41,10 @@ class Novicezk:
 
     def __hash__(self):
         return hash(self.name)
+
+    def visible(self, task_id):
+        """Whether the task endpoints show this task to the secret's holder."""
+        return True
 
     def authorized(self, headers, secret):
         return headers.get("mj-api-secret") == secret
@@ -82,7 +91,10 @@ class TrueAI(Novicezk):
     def shape(self, record, extras):
         finished = record["status"] in ("SUCCESS", "FAILURE", "CANCEL")
         image = record["imageUrl"]
+        media = trueai_media(record, extras)  # grids; a VIDEO task's imageUrl is its MP4
         size = extras["size"]
+        if record["startTime"]:
+            record["properties"]["messageContent"] = _message_content(record, extras)
         record.update(
             {
                 "buttons": extras["buttons"],
@@ -92,9 +104,6 @@ class TrueAI(Novicezk):
                 "botType": extras["bot_type"],
                 "realBotType": None,
                 "thumbnailUrl": f"{image}width=256&height=256&" if image else None,
-                "imageUrls": [{"url": image}] if image else [],
-                "videoUrl": None,
-                "videoUrls": None,
                 "seed": extras["seed"],
                 "useTime": extras["use_time"],
                 "instanceId": extras["channel"],
@@ -115,7 +124,10 @@ class TrueAI(Novicezk):
                 "remixModaling": False,
                 "remixModalMessageId": None,
                 "accountFilter": {"instanceId": "", "modes": [], "remix": None},
-                "userId": None,
+                "userId": extras["user_id"],
+                "requestMode": extras["request_mode"],
+                # The account's default model when the prompt names none.
+                "version": _version(record["promptEn"] or ""),
                 "clientIp": "127.0.0.1",
                 "isWhite": False,
                 "width": size,
@@ -124,6 +136,7 @@ class TrueAI(Novicezk):
                 "quality": None,
             }
         )
+        record.update(media)
         return record
 
 
@@ -178,6 +191,17 @@ class Relay(Novicezk):
         return out
 
 
+class NewApi(Relay):
+    """A new-api relay with its admin list `/api/mj/` (newapi.py): its /mj/task/ endpoints
+    answer the key's owner with that user's tasks only."""
+
+    name = "newapi"
+    serves_admin_list = True
+
+    def visible(self, task_id):
+        return user_of(task_id) == KEY_OWNER
+
+
 INDEX_HTML = (
     b'<!doctype html><html lang="zh"><head><meta charset="utf-8" />'
     b'<meta name="viewport" content="width=device-width, initial-scale=1" />'
@@ -185,7 +209,7 @@ INDEX_HTML = (
     b'this app.</noscript><div id="root"></div></body></html>'
 )
 
-FLAVORS = {f.name: f for f in (Novicezk(), TrueAI(), Relay())}
+FLAVORS = {f.name: f for f in (Novicezk(), TrueAI(), Relay(), NewApi())}
 
 _STATUS_CN = {
     "NOT_START": "未启动",
@@ -202,6 +226,22 @@ def _fmt(ms):
     if not ms:
         return ""
     return datetime.fromtimestamp(ms / 1000, _CN).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_VERSION = re.compile(r"--(v|niji) ([0-9.]+)")
+_MESSAGE_MODES = {"FAST": "fast", "RELAX": "relaxed", "TURBO": "turbo"}
+
+
+def _version(prompt):
+    # trueai's "v 7" / "niji 6": the prompt's, else the account's default
+    found = _VERSION.findall(prompt)
+    return " ".join(found[-1]) if found else "v 7"
+
+
+def _message_content(record, extras):
+    # The bot's message for the task, its speed at the end: "**prompt** - <@id> (relaxed)"
+    mention = f"<@{record['properties']['nonce']}>"
+    return f"**{record['promptEn']}** - {mention} ({_MESSAGE_MODES[extras['mode']]})"
 
 
 def _displays(record, extras):

@@ -93,6 +93,7 @@ def build(plan, now, ctx, raw=False):
         final_prompt = en
 
     image_url = None
+    result_link = None  # name -> a signed link beside the result (trueai's grids, videos)
     signer, base = ctx.signer, ctx.base_url
     if action == "DESCRIBE":
         if status != "FAILURE":
@@ -105,6 +106,10 @@ def build(plan, now, ctx, raw=False):
         name = f"{user}_{slug}_{job}.png"
         attachment = snowflake(plan.t_finish, low + 1)
         image_url = signer.url(base, channel, attachment, name, plan.t_finish)
+
+        def result_link(name, attachment=attachment):
+            return signer.url(base, channel, attachment, name, plan.t_finish)
+
     elif status == "IN_PROGRESS" and st.step >= 1:
         # a fresh attachment per progress message; its low bits carry the step for the renderer
         name = f"{user}_{slug}_{job}_grid_0.webp"
@@ -167,7 +172,14 @@ def build(plan, now, ctx, raw=False):
         "size": IMAGE_SIZE if success and image_url else None,
         "use_time": plan.t_finish - plan.t_start if st.started and finished else None,
         "parent": parent if action in CHILD_ACTIONS else None,
+        # trueai: who asked (a guest has none, and may tag the task with a state instead),
+        # and the speed asked for through /mj-fast/, /mj-relax/ (most ask for none).
+        "user_id": user if state_field is None else None,
+        "request_mode": mode if state_i % 3 == 0 else None,
         "final_prompt": final_prompt,
+        "result_link": result_link,
+        "result_stem": f"{user}_{slug}_{job}",
+        "populated": isinstance(plan.prompt, int),  # made up by the simulator, not submit()
     }
     return record, extras
 

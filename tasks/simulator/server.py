@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import images
+from . import images, videos
 from .flavors import JSON, TEXT, dumps
 from .links import GONE
 from .payloads import splice_buttons
@@ -108,10 +108,19 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/attachments/") and method == "GET":
             return self._image()
         flavor = sim.flavor
+        if flavor.serves_admin_list and method == "GET" and path in ("/api/mj", "/api/mj/"):
+            return self._admin_list(path)
+        if path.startswith("/_sim/accounts/"):  # the tests' controls (accounts.py)
+            return self._send(*sim.accounts.control(method, path, body))
         route = self._route(method, path, flavor)
         authorized = not sim.secret or flavor.authorized(self.headers, sim.secret)
+        if path.startswith("/mj/admin/"):  # trueai's admin routes check the admin token
+            authorized = True
         if flavor.auth_before_routing and not authorized and path.startswith("/mj/"):
             return self._send(*flavor.unauthorized())
+        account_answer = sim.accounts.answer(method, path, self.headers, body)
+        if account_answer is not None:
+            return self._send(*account_answer)
         if route is None:
             return self._send(*flavor.not_routed(path, sim.clock.now_ms()))
         if not authorized:
@@ -123,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_list(sim.queue_items())
         if name == "by_ids":
             return self._by_ids(body, path)
-        record = sim.record(arg)
+        record = sim.record(arg) if flavor.visible(arg) else None
         if record is None:
             return self._send(*flavor.fetch_not_found())
         return self._send(200, JSON, dumps(record).encode())
@@ -151,7 +160,20 @@ class Handler(BaseHTTPRequestHandler):
         ids = data.get("ids") if isinstance(data, dict) else None
         if not isinstance(ids, list):
             ids = []
-        self._send_list(self.server.sim.items_by_ids(str(i) for i in ids))
+        visible = self.server.sim.flavor.visible
+        self._send_list(self.server.sim.items_by_ids(str(i) for i in ids if visible(str(i))))
+
+    def _admin_list(self, path):
+        if path == "/api/mj":
+            # gin's trailing-slash redirect
+            query = urlsplit(self.path).query
+            self.send_response(301)
+            self.send_header("Location", "/api/mj/" + (f"?{query}" if query else ""))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        sim = self.server.sim
+        return self._send(*sim.relay_table.answer(sim, self.headers, self.path))
 
     def _image(self):
         sim = self.server.sim
@@ -166,6 +188,10 @@ class Handler(BaseHTTPRequestHandler):
             step = min(6, int(parts[-2]) & 0xFFF)
         except (ValueError, IndexError):
             pass
+        if name.endswith(".mp4"):
+            answer = videos.answer(videos.video_bytes(name), self.headers.get("Range"))
+            status, headers, body = answer
+            return self._send(status, None, body, headers)
         width = _int_param(query, "width")
         height = _int_param(query, "height")
         data = images.image_bytes(name, step, width, height)
@@ -187,10 +213,12 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(n)
 
-    def _send(self, status, content_type, body):
+    def _send(self, status, content_type, body, headers=None):
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

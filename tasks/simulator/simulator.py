@@ -7,12 +7,14 @@ import random
 import threading
 
 from . import population
+from .accounts import Accounts
 from .activity import Activity
 from .clock import RealClock
 from .content import FAIL_REASONS
 from .flavors import FLAVORS
 from .lifecycle import WAITING, Plan, make_plan
 from .links import Signer, snowflake
+from .newapi import RelayTable
 from .notifier import Notifier
 from .payloads import GRID_ACTIONS, Context, build
 from .server import Server
@@ -34,6 +36,10 @@ class Simulator:
         notify_hook=None,
         speed=1.0,
         notify_interval=0.5,
+        newapi_envelope="new",
+        admin_token="admin",  # noqa: S107 - trueai's own default when AdminToken is unset
+        disable_account_after=None,
+        exhaust_account_after=None,
     ):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}, expected one of {sorted(FLAVORS)}")
@@ -48,9 +54,14 @@ class Simulator:
         self.notify_hook = notify_hook or None
         self.new_task_every = new_task_every or None
         self.url = None
+        # None: the usual share of failures; 0.0 to 1.0: that share of new random tasks
+        # fails (a failure-rate spike for the alert rules), changeable while it runs.
+        self.failure_rate = None
         self.requests_log = []  # (method, path with query, headers): list.append is atomic
         self.signer = Signer(seed, image_ttl)
         self.store = Store()
+        # The newapi flavor's admin list (its rows, their ids, its envelope and auth).
+        self.relay_table = RelayTable(newapi_envelope)
         self._rng = random.Random(f"{seed}:live")
         self._server = None
         self._thread = None
@@ -60,6 +71,11 @@ class Simulator:
         self._activity = None
         self._ctx = Context(
             "http://127.0.0.1", self.signer, self.notify_hook, self._channels(), self._plan
+        )
+        # trueai's admin token, for its /mj/admin/accounts (accounts.py).
+        self.admin_token = admin_token
+        self.accounts = Accounts(
+            self, self._ctx.channels, disable_account_after, exhaust_account_after
         )
         plans = population.history(
             tasks, self.clock.now_ms(), random.Random(seed), self.speed, self._new_plan
@@ -129,6 +145,9 @@ class Simulator:
 
     def submit_random(self, at_ms):
         action, prompt, fail = population.random_spec(self._rng)
+        if self.failure_rate is not None:
+            failing = self._rng.random() < self.failure_rate
+            fail = self._rng.choice(FAIL_REASONS) if failing else None
         parent = None
         if action not in ("IMAGINE", "DESCRIBE", "BLEND", "SHORTEN"):
             parent = self._newest_grid()

@@ -60,7 +60,9 @@ class Echo:
 def export_rows(request, raw=False):
     """Every task the list's filters find, in the list's order (the whole of it: no
     SORT_WINDOW, no pages), those without a sort key last."""
-    filters = TaskFilterSet(request.GET, queryset=Task.objects.select_related("source"))
+    filters = TaskFilterSet(
+        request.GET, queryset=Task.objects.select_related("source"), request=request
+    )
     key, desc = SORTS[filters.form.values["sort"]]
     qs = filters.qs
     if key == "duration":

@@ -6,6 +6,7 @@ pages show such values as ignored (`form.errors`); the API answers 400 with them
 (`form.refused()`).
 """
 
+import re
 from datetime import timedelta
 from functools import cached_property
 
@@ -17,8 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tasks.db import search
+from tasks.ingest import derive
 from tasks.ingest.records import clean_text
-from tasks.models import Task
+from tasks.models import Task, TaskTag
 from tasks.web import pager
 from tasks.web.dates import OUT_OF_RANGE, parse_moment
 
@@ -37,10 +39,22 @@ SORT_LABELS = {
     "-duration": _("Longest run first"),
     "duration": _("Shortest run first"),
 }
-FILTERS = ("status", "action", "q", "submitted_after", "submitted_before", "range", "source")
+FILTERS = (
+    "status", "action", "q", "submitted_after", "submitted_before", "range", "source",
+    "favourite", "tag", "pk",
+)  # fmt: skip
 MAX_VALUES = 50  # distinct status (or action) values one request may give
-FACETS = ("status", "action")  # what the chips count, with every other filter applied
+# Midjourney's parameters and who asked (tasks/ingest/derive.py): parameter -> column.
+PARAMETER_COLUMNS = {
+    "mode": "mode", "version": "version", "ar": "aspect", "bot": "bot", "account": "account",
+    "caller": "caller",
+}  # fmt: skip
+FILTERS += tuple(PARAMETER_COLUMNS)
+# What the chips count, with every other filter applied.
+FACETS = ("status", "action", *PARAMETER_COLUMNS)
 NOT_A_PAGE = _("Not a page of this list: the first page is shown.")
+PK = re.compile(r"[0-9]{1,18}")  # a task's pk, in ASCII digits ("²".isdigit() too)
+MAX_PKS = 500  # tasks one selection (pk=) may name
 
 
 # Fields: one parameter each, parsed
@@ -67,6 +81,44 @@ class ValuesField(forms.Field):
                 _("Give at most %(max)d values."), code="max_values", params={"max": MAX_VALUES}
             )
         return cleaned
+
+
+class PksField(forms.Field):
+    """Tasks named by pk (?pk=1&pk=2): a selection of rows (tasks/curation/)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        values = [value] if isinstance(value, str) else value
+        if len(values) > MAX_PKS or not all(PK.fullmatch(str(v)) for v in values):
+            raise ValidationError(
+                _("Give at most %(max)d task numbers."), code="pks", params={"max": MAX_PKS}
+            )
+        return list(dict.fromkeys(int(v) for v in values))
+
+
+class SpelledValuesField(ValuesField):
+    """A repeatable parameter whose values have one spelling, the one derive.py stores
+    (`spell` gives it, or "" for what is no such value): "RELAXED" finds relax, "v 6.1"
+    finds 6.1; a value that is none is refused, saying what one looks like."""
+
+    def __init__(self, spell, expected, **kwargs):
+        super().__init__(**kwargs)
+        self.spell, self.expected = spell, expected
+
+    def to_python(self, value):
+        spelled = []
+        for item in super().to_python(value):
+            if not self.spell(item):
+                raise ValidationError(
+                    _("“%(value)s” is not %(expected)s"),
+                    code="invalid",
+                    params={"value": item[:40], "expected": self.expected},
+                )
+            spelled.append(self.spell(item))
+        return list(dict.fromkeys(spelled))
 
 
 class MomentField(forms.Field):
@@ -99,8 +151,16 @@ class ValuesFilter(django_filters.Filter):
         super().__init__(lookup_expr="in", **kwargs)
 
 
+class SpelledValuesFilter(ValuesFilter):
+    field_class = SpelledValuesField
+
+
 class MomentFilter(django_filters.Filter):
     field_class = MomentField
+
+
+class PksFilter(django_filters.Filter):
+    field_class = PksField
 
 
 class SlugFilter(django_filters.CharFilter):
@@ -204,6 +264,35 @@ class TaskFilterSet(django_filters.FilterSet):
     )
     range = PlainChoiceFilter(label="range", method="filter_range", choices=range_choices)
     source = SlugFilter(label="source", field_name="source__name", max_length=50)
+    # Midjourney's parameters and who asked, as derive.py stores them: any of the values
+    # given for one, all of them across (each one's chips count with the others applied).
+    mode = SpelledValuesFilter(
+        label="mode", spell=derive.spell_mode, expected=_("fast, relax or turbo.")
+    )
+    version = SpelledValuesFilter(
+        label="version", spell=derive.spell_version, expected=_("a version like 6.1 or niji 6.")
+    )
+    ar = SpelledValuesFilter(
+        label="ar", field_name="aspect", spell=derive.spell_aspect,
+        expected=_("an aspect ratio like 16:9."),
+    )  # fmt: skip
+    bot = SpelledValuesFilter(
+        label="bot", spell=derive.spell_bot, expected=_("a bot like MID_JOURNEY or NIJI_JOURNEY.")
+    )
+    account = SpelledValuesFilter(
+        label="account", spell=derive.spell_account,
+        expected=_("an account's channel id, like 1300000000000000001."),
+    )  # fmt: skip
+    caller = SpelledValuesFilter(
+        label="caller", spell=derive.spell_caller, expected=_("a caller (at most 200 characters).")
+    )
+    # Curation (tasks/curation/): the requesting user's own stars, the team's tags (any of
+    # them), a selection of rows.
+    favourite = PlainChoiceFilter(
+        label="favourite", method="filter_favourite", choices=[("", ""), ("1", "1")]
+    )
+    tag = ValuesFilter(label="tag", method="filter_tag")
+    pk = PksFilter(label="pk", field_name="pk", lookup_expr="in")
     # The order and the place in it: the pager's (tasks.web.pager), validated here with
     # the rest so a page names every value it ignores in one place.
     sort = SortParam(label="sort", choices=sort_choices)
@@ -224,7 +313,7 @@ class TaskFilterSet(django_filters.FilterSet):
         return queryset
 
     def facet_base(self, queryset):
-        """`queryset` filtered by everything but status and action: what the chips count."""
+        """`queryset` filtered by everything but the FACETS: what the chips count."""
         self.errors  # noqa: B018 (validates the form, as `qs` does)
         return self.filter_queryset(queryset, exclude=FACETS)
 
@@ -235,6 +324,15 @@ class TaskFilterSet(django_filters.FilterSet):
     def text_condition(self):
         # Built once per request: the page and the facet counts share it.
         return search.text_filter(self.form.cleaned_data["q"])
+
+    def filter_favourite(self, queryset, name, value):
+        user = getattr(self.request, "user", None)
+        if user is None or not user.is_authenticated:
+            return queryset.none()
+        return queryset.filter(favourites__user=user)
+
+    def filter_tag(self, queryset, name, value):
+        return queryset.filter(pk__in=TaskTag.objects.filter(tag__name__in=value).values("task"))
 
     def filter_range(self, queryset, name, value):
         return queryset.filter(submitted__gte=timezone.now() - RANGES[value][0])

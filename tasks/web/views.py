@@ -2,7 +2,9 @@
 
 import json
 import re
+from collections import Counter
 from datetime import timedelta
+from itertools import compress
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -13,18 +15,20 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
 from tasks.archive.display import image_lost, large_url, thumb_size, thumb_url
 from tasks.db import search
 from tasks.ingest import sync
+from tasks.ingest.derive import PARENT_IN_DESCRIPTION
 from tasks.ingest.json_items import too_deep
 from tasks.ingest.records import ID_PATTERN
 from tasks.models import Source, SyncRun, Task
-from tasks.redaction import Masker, secret_values
+from tasks.redaction import SECRET_FIELDS, Masker, secret_values
 from tasks.reports import overview as stats
 from tasks.web import pager
-from tasks.web.filters import RANGES, SORT_LABELS, TaskFilterSet
+from tasks.web.filters import PARAMETER_COLUMNS, RANGES, SORT_LABELS, TaskFilterSet
 from tasks.web.pager import SORT_WINDOW, SORTS, make_cursor
 from tasks.web.status import status_class
 
@@ -35,10 +39,6 @@ FACET_SAMPLE_TEXT = 2_000  # or this many with a text search: each match is an i
 LIVE_MAX = 100  # tasks one live poll may ask for
 LIVE_PK = re.compile(r"[0-9]{1,18}")
 RECENT = 12  # tasks on the overview
-# "/up 1700000000000001 U1", "/variation <id> V2", "/reroll <id>": the parent's id.
-PARENT_IN_DESCRIPTION = re.compile(
-    r"^/(?:up|variation|reroll|zoom|pan|action)\s+([0-9A-Za-z_.:-]{1,64})"
-)
 PARENT_WINDOW = timedelta(days=1)  # referencedMessageId is looked up this far back
 
 
@@ -72,7 +72,7 @@ def gallery(request):
 
 
 def list_page(request, template, size, page):
-    filters = TaskFilterSet(request.GET, queryset=Task.objects.for_list())
+    filters = TaskFilterSet(request.GET, queryset=Task.objects.for_list(), request=request)
     values = filters.form.values
     images_only = page == "gallery"
     qs = filters.qs
@@ -82,9 +82,10 @@ def list_page(request, template, size, page):
     shown = pager.page(qs, values["sort"], size, after=values["cursor"], before=values["before"])
     rows, sort_key = shown.rows, SORTS[values["sort"]][0]
     # The sources' names for the filter, and their secrets for the masking: one query.
-    sources = list(Source.objects.order_by("name").values_list("name", "secret", "hook_token"))
-    decorate(rows, Masker(secret_values(row[1:] for row in sources)))
-    statuses, actions, sample_size, capped = facet_counts(filters, request, images_only)
+    sources = list(Source.objects.order_by("name").values_list("name", *SECRET_FIELDS))
+    masker = Masker(secret_values(row[1:] for row in sources))
+    decorate(rows, masker)
+    facets, sample_size, capped = facet_counts(filters, request, masker, images_only)
     ctx = {
         "page": page,
         "form": filters.form,
@@ -94,8 +95,14 @@ def list_page(request, template, size, page):
         # The previous page ends before this page's first row.
         "first_cursor": make_cursor(rows[0], sort_key) if shown.after and rows else None,
         "is_first_page": not shown.after,
-        "statuses": statuses,
-        "actions": actions,
+        "statuses": facets.pop("status"),
+        "actions": facets.pop("action"),
+        # Midjourney's parameters and who asked: a row each, when some task has a value.
+        "parameter_facets": [
+            {"name": name, "label": PARAMETER_LABELS[name], "chips": chips}
+            for name, chips in facets.items()
+            if chips
+        ],
         "facets_capped": capped,
         "facet_sample": sample_size,
         "sort_window": SORT_WINDOW if sort_key != "submitted" else None,
@@ -200,43 +207,75 @@ def url_without(request, *names, drop=None):
     return "?" + urlencode(params)
 
 
-# Facets: one GROUP BY (status, action) over the newest FACET_SAMPLE matching tasks
-# (FACET_SAMPLE_TEXT with a text search), filtered by everything but status and action.
+# Facets: the newest FACET_SAMPLE matching tasks (FACET_SAMPLE_TEXT with a text search),
+# filtered by everything but the facets, read as columns and counted here: each facet's
+# chips count that sample with the other facets' choices applied. One GROUP BY over all of
+# them in SQL would sort by every column, and callers make thousands of groups.
+
+FACET_COLUMNS = {"status": "status", "action": "action", **PARAMETER_COLUMNS}
+PARAMETER_LABELS = {
+    "mode": _lazy("Mode"),
+    "version": _lazy("Version"),
+    "ar": _lazy("Aspect ratio"),
+    "bot": _lazy("Bot"),
+    "account": _lazy("Account"),
+    "caller": _lazy("Caller"),
+}
+PARAMETER_CHIPS = 12  # a parameter's most common values shown (callers may be thousands)
 
 
-def facet_counts(filters, request, images_only=False):
+def facet_counts(filters, request, masker, images_only=False):
+    """({facet: chips}, sample size, whether the sample was full)."""
     values = filters.form.values
     base = filters.facet_base(Task.objects.all())
     if images_only:  # the gallery's chips count the cards they lead to
         base = with_image(base)
     size = FACET_SAMPLE_TEXT if values["q"] else FACET_SAMPLE
-    sample = base.order_by("-submitted", "-id").values_list("status", "action")[:size]
-    # Grouped over the sample's own columns: "id IN (sample)" would read every row twice.
+    columns = list(FACET_COLUMNS.values())
+    sample = base.order_by("-submitted", "-id").values_list(*columns)[:size]
     sql, params = sample.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(
-            # The ORM's own SQL, wrapped; its values stay bound parameters.
-            "SELECT status, action, COUNT(*) FROM (" + sql + ") sample GROUP BY status, action",  # noqa: S608
-            params,
-        )
-        pairs = cursor.fetchall()
-    chosen_status, chosen_action = set(values["status"]), set(values["action"])
-    statuses, actions, total = {}, {}, 0
-    for status, action, n in pairs:
-        total += n
-        if not chosen_action or action in chosen_action:
-            statuses[status] = statuses.get(status, 0) + n
-        if not chosen_status or status in chosen_status:
-            actions[action] = actions.get(action, 0) + n
-    for chosen, counts in ((chosen_status, statuses), (chosen_action, actions)):
-        for value in chosen:
-            counts.setdefault(value, 0)
-    return (
-        chips(request, "status", statuses, chosen_status),
-        chips(request, "action", actions, chosen_action),
-        size,
-        total >= size,
-    )
+        cursor.execute(sql, params)  # plain tuples: the ORM's rows cost more than the counting
+        rows = cursor.fetchall()
+    values_of = list(zip(*rows, strict=True)) or [()] * len(columns)
+    chosen = [set(values[name]) for name in FACET_COLUMNS]
+    # For each facet with a choice, whether each sampled task has one of the chosen values.
+    masks = {i: [v in chosen[i] for v in values_of[i]] for i in range(len(columns)) if chosen[i]}
+    admitted = all_of(list(masks.values()))
+    counts = []
+    for i, facet_values in enumerate(values_of):
+        mask = all_of([m for j, m in masks.items() if j != i]) if i in masks else admitted
+        counts.append(Counter(facet_values if mask is None else compress(facet_values, mask)))
+    facets = {}
+    for i, name in enumerate(FACET_COLUMNS):
+        for value in chosen[i]:
+            counts[i].setdefault(value, 0)
+        if name in PARAMETER_COLUMNS:
+            counts[i] = parameter_counts(counts[i], chosen[i], masker)
+        facets[name] = chips(request, name, counts[i], chosen[i])
+    return facets, size, len(rows) >= size
+
+
+def all_of(masks):
+    """The tasks every one of these masks admits (None: no mask, all of them)."""
+    if len(masks) <= 1:
+        return masks[0] if masks else None
+    return [all(admits) for admits in zip(*masks, strict=True)]
+
+
+def parameter_counts(counts, chosen, masker):
+    """A parameter's chips: its most common values and those chosen; a task without the
+    parameter ("") has no chip (nothing filters for it), nor has a value that holds a
+    source's secret (a caller's own tag could), even when chosen."""
+    shown = {}
+    # The top few (a heap) usually hold enough; all of them, sorted, only when they do not.
+    for candidates in (counts.most_common(2 * PARAMETER_CHIPS), counts.most_common()):
+        for value, n in candidates:
+            if len(shown) < PARAMETER_CHIPS and value and masker.plain(value) == value:
+                shown[value] = n
+        if len(shown) == PARAMETER_CHIPS or len(candidates) == len(counts):
+            break
+    return shown | {value: counts[value] for value in chosen if masker.plain(value) == value}
 
 
 def chips(request, name, counts, chosen):

@@ -3,7 +3,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-FLAVORS = ("novicezk", "trueai", "relay")
+FLAVORS = ("novicezk", "trueai", "relay", "newapi")
 
 
 class Command(BaseCommand):
@@ -23,6 +23,36 @@ class Command(BaseCommand):
         )
         parser.add_argument("--speed", type=float, default=1.0, help="lifecycle speed factor")
         parser.add_argument("--notify-hook", default=None, help="URL to POST task changes to")
+        parser.add_argument(
+            "--newapi-envelope",
+            choices=("new", "old"),
+            default="new",
+            help="newapi flavor: /api/mj/'s answer since mid-2025 (data.items) or before (data)",
+        )
+        parser.add_argument(
+            "--admin-token",
+            default="admin",
+            help="trueai flavor: the admin token (accounts); newapi flavor: the admin's access "
+            "token for /api/mj/ (with New-Api-User: 1)",
+        )
+        parser.add_argument(
+            "--disable-account-after",
+            type=float,
+            default=None,
+            help="seconds after which the first Discord account is disabled",
+        )
+        parser.add_argument(
+            "--exhaust-account-after",
+            type=float,
+            default=None,
+            help="seconds after which the second account's fast time runs out (trueai)",
+        )
+        parser.add_argument(
+            "--failure-rate",
+            type=float,
+            default=None,
+            help="share (0 to 1) of new random tasks that fail: a spike for the alert rules",
+        )
 
     def handle(self, *args, **opts):
         from tasks.simulator import Simulator
@@ -42,10 +72,21 @@ class Command(BaseCommand):
             new_task_every=opts["new_task_every"] or None,
             notify_hook=opts["notify_hook"],
             speed=opts["speed"],
-        ).start(host=opts["host"], port=opts["port"])
+            newapi_envelope=opts["newapi_envelope"],
+            admin_token=opts["admin_token"],
+            disable_account_after=opts["disable_account_after"],
+            exhaust_account_after=opts["exhaust_account_after"],
+        )
+        sim.failure_rate = opts["failure_rate"]
+        sim.start(host=opts["host"], port=opts["port"])
         auth = "secret required" if opts["secret"] else "no auth"
         self.stdout.write(f"Midjourney proxy simulator ({opts['flavor']}, {auth}) on {sim.url}")
         self.stdout.write(f"  {len(sim.store)} tasks, e.g. {sim.url}/mj/task/list; Ctrl-C to stop")
+        if opts["flavor"] == "newapi":
+            self.stdout.write(
+                f"  admin list: {sim.url}/api/mj/ with Authorization: Bearer <admin token> "
+                "and New-Api-User: 1"
+            )
         self.stdout.flush()
         try:
             while not stopping.wait(0.5):
