@@ -10,9 +10,11 @@ link of a sane length is dropped, and the list is bounded.
 """
 
 import math
+import re
 
 from tasks.links import is_video_url, is_web_url
 
+BLANK_OR_NUL = re.compile(r"[\s\x00]")  # str.isspace's characters, and NUL
 MAX_MEDIA = 16  # a grid is 4, a video batch at most 4: more is not a real record
 MAX_URL_LENGTH = 2000
 VIDEO_ACTIONS = frozenset({"VIDEO", "VIDEO_EXTEND", "SWAP_VIDEO_FACE"})
@@ -64,7 +66,7 @@ def web_url(value):
     if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
         return ""
     value = value.strip()
-    if not is_web_url(value) or any(ch.isspace() or ch == "\x00" for ch in value):
+    if not is_web_url(value) or BLANK_OR_NUL.search(value):
         return ""
     return value
 

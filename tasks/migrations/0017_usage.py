@@ -49,7 +49,7 @@ def let_viewers_see_prices(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks", "0016_media_changes"),
+        ("tasks", "0015_curation"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
