@@ -38,6 +38,10 @@ WORDS_ZH = ["猫猫", "灯塔", "山水", "黄昏时的灯塔", "赛博朋克城
 WORDS_EN = ["a cat", "lighthouse at dusk", "cyberpunk city", "ink painting", "forest", "portrait"]
 WORDS_EN += ["4k", "cinematic lighting", "--ar 16:9", "--v 6", "highly detailed"]
 FAILS = ["Invalid Form Body", "任务超时", "[Internal Server Error] upstream", "Banned prompt"]
+# 50 Discord accounts and 200 callers (a bot's chat ids in `state`), the usage and accounts
+# pages' dimensions.
+ACCOUNTS = [f"11181383385625{n:05d}" for n in range(50)]
+CALLERS = [f"chat-{n}" for n in range(200)] + [None] * 20
 BATCH = 5000
 
 
@@ -52,13 +56,13 @@ def make_record(i, now_ms, rng):
     start = submit + rng.randrange(2_000, 60_000)
     record = {
         "id": task_id,
-        "properties": {"finalPrompt": en, "discordInstanceId": "1118138338562560102"},
+        "properties": {"finalPrompt": en, "discordInstanceId": rng.choice(ACCOUNTS)},
         "action": action,
         "status": status,
         "prompt": f"{zh} {en}",
         "promptEn": en,
         "description": f"/imagine {zh}",
-        "state": None,
+        "state": rng.choice(CALLERS),  # the caller, as many bots send it
         "submitTime": submit,
         "startTime": start,
         "finishTime": start + rng.randrange(20_000, 120_000) if finished else None,
