@@ -19,14 +19,15 @@ from playwright.sync_api import expect
 
 from tasks.curation import sharing
 from tasks.models import Collection, Favourite, ImageState, ShareLink, Source, TaskTag
+from tests import test_browser
 from tests.conftest import make_task
-from tests.test_browser import SCREENSHOTS
+from tests.test_browser import PASSWORD, SCREENSHOTS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+page = test_browser.page  # the logged-in page, shared with test_browser.py
 
-PASSWORD = "pw-curation-123"
 COLOURS = [(231, 111, 81), (42, 157, 143), (233, 196, 106), (38, 70, 83), (244, 162, 97)]
 PROMPTS = ["a lighthouse at dusk", "koi in a moonlit pond", "a desert city at noon",
            "a fox in fresh snow", "paper boats on a canal"]  # fmt: skip
@@ -35,28 +36,6 @@ PROMPTS = ["a lighthouse at dusk", "koi in a moonlit pond", "a desert city at no
 @pytest.fixture
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture
-def context(browser, live_server, django_user_model):
-    django_user_model.objects.create_superuser("boss", "", PASSWORD)
-    context = browser.new_context(
-        viewport={"width": 1360, "height": 900}, color_scheme="light", locale="en-US"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.goto(live_server.url + reverse("login"))
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def page(context):
-    return context.pages[0]
 
 
 @pytest.fixture
