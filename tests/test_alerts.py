@@ -9,7 +9,6 @@ import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -22,6 +21,7 @@ from tasks.alerts.incidents import evaluate
 from tasks.ingest.sync import sync_source
 from tasks.models import AlertRule, Channel, Delivery, Incident, Task
 from tasks.simulator import Simulator
+from tests.test_crash_safety import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_SECRET = "hook-path-Zq81xK"  # the webhook URL's secret part
@@ -61,16 +61,6 @@ def receiver():
     yield r
     r.server.shutdown()
     r.server.server_close()
-
-
-def database_url():
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def check_alerts_command(receiver):

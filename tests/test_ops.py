@@ -15,7 +15,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -28,6 +27,7 @@ from django.utils import timezone
 from tasks.models import ImageState, Source, SyncRun, Task, TaskEvent
 from tasks.reports import metrics
 from tests.conftest import IN_CI, ci_flag, make_task
+from tests.test_crash_safety import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -42,17 +42,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def database_url():
-    """The URL of the test database, for processes started by a test."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def child_env(**extra):
