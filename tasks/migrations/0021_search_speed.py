@@ -1,0 +1,9 @@
+# Issue 19: search structures (placeholder)
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tasks", "0020_usage_cells")]
+
+    operations = []
