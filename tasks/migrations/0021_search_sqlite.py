@@ -1,4 +1,4 @@
-# Issue 19: search structures (placeholder)
+# Issue 19: search structures on SQLite (placeholder)
 
 from django.db import migrations
 

@@ -4,6 +4,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tasks", "0021_search_speed")]
+    dependencies = [("tasks", "0022_search_postgresql")]
 
     operations = []
