@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mjsite.settings")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
 
@@ -25,6 +26,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from common import SEARCHES  # noqa: E402
 from django.contrib import admin  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.cache import cache  # noqa: E402
@@ -37,19 +39,6 @@ from tasks.web.views import PAGE_SIZE, make_cursor  # noqa: E402
 
 REPEAT = 5
 DEEP_PAGE = 1000
-# Issue 19's searches, each timed as /tasks/?<query> beside the list page. The words are
-# bench/fixtures.py's: each English word is in about 27% of prompts, 灯塔 in 25%.
-SEARCHES = {
-    "common_word": {"q": "forest"},
-    "chinese_word": {"q": "灯塔"},
-    "rare_word": {"q": "banned"},  # failReason "Banned prompt": 2.5% of tasks
-    "no_hit": {"q": "zebra"},
-    "two_prefixes": {"q": "light port"},
-    "two_words": {"q": "lighthouse portrait"},  # 54,000 hits in a million
-    "phrase": {"q": '"a cat"'},
-    "common_filtered": {"q": "forest", "status": "FAILURE", "action": "IMAGINE"},
-    "chinese_newest_week": {"q": "灯塔", "sort": "-submitted"},  # plus submitted_after below
-}
 
 stock_site = admin.AdminSite(name="stock")
 stock_site.register(Task, list_filter=["status", "action", "submitted"])
