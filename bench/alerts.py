@@ -56,7 +56,11 @@ def main():
 
     list_s = median_seconds(list_page)
     alerts_s = median_seconds(evaluate)
-    print(json.dumps({"alerts_s": alerts_s, "alerts_vs_list": alerts_s / list_s}))
+    print(
+        json.dumps(
+            {"alerts_s": alerts_s, "alerts_list_s": list_s, "alerts_vs_list": alerts_s / list_s}
+        )
+    )
 
 
 if __name__ == "__main__":
