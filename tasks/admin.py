@@ -309,10 +309,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class TaskEventInline(admin.TabularInline):
-    model = TaskEvent
-    fields = ["seen", "status", "progress", "via"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """A timeline of observed changes: what was seen is never edited, added or deleted."""
+
     extra = 0
     can_delete = False
 
@@ -324,6 +323,12 @@ class TaskEventInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class TaskEventInline(ReadOnlyInline):
+    model = TaskEvent
+    fields = ["seen", "status", "progress", "via"]
+    readonly_fields = fields
 
 
 class SubmittedFilter(admin.SimpleListFilter):
@@ -698,19 +703,11 @@ class PriceAdmin(admin.ModelAdmin):
         return price.mode or "any mode"
 
 
-class AccountEventInline(admin.TabularInline):
+class AccountEventInline(ReadOnlyInline):
     model = AccountEvent
     fields = ["seen", "enabled", "locked", "fast_exhausted", "disabled_reason", "gone"]
     readonly_fields = fields
     ordering = ["-seen"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Account)
