@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from tasks.ingest.sync import ingest
-from tasks.models import HourlyCount, ImageState, RolledHour, Source, SyncRun, Task
+from tasks.models import Account, HourlyCount, ImageState, RolledHour, Source, SyncRun, Task
 from tasks.web import pager, views
 
 pytestmark = pytest.mark.django_db
@@ -1224,3 +1224,24 @@ def test_the_task_admin_filters_by_submit_time_and_shows_thumbnails(admin_client
     filtered = admin_client.get(url + "?submitted=7d")
     assert filtered.status_code == 200
     assert "img_1.png" not in filtered.content.decode()  # the fixtures are from 2023
+
+
+def test_the_detail_page_links_the_account_that_ran_the_task(client, source):
+    other = Source.objects.create(name="other", base_url="http://127.0.0.1:9")
+    ingest(source, [record(1, properties={"discordInstanceId": "1118138338562500001"})])
+    ingest(source, [record(2, properties={"discordInstanceId": "1118138338562500002"})])
+    ingest(source, [record(3)])
+    # The same channel seen by two sources: the task's own source's account is the one.
+    Account.objects.create(source=other, account_id="x", channel_id="1118138338562500001")
+    mine = Account.objects.create(
+        source=source, account_id="a1", channel_id="1118138338562500001", name="<b>night</b>"
+    )
+    page = client.get(Task.objects.get(account="1118138338562500001").get_absolute_url())
+    assert f'href="{mine.get_absolute_url()}"' in page.content.decode()
+    assert "&lt;b&gt;night&lt;/b&gt;" in page.content.decode()
+    # No account synced for the channel: the task list of that channel.
+    page = client.get(Task.objects.get(account="1118138338562500002").get_absolute_url())
+    assert 'href="/tasks/?account=1118138338562500002"' in page.content.decode()
+    # A task that names no account shows none.
+    page = client.get(Task.objects.get(account="").get_absolute_url())
+    assert "?account=" not in page.content.decode()

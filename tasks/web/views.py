@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import connection
+from django.db.models import Case, Value, When
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -24,7 +25,7 @@ from tasks.ingest import sync
 from tasks.ingest.derive import PARENT_IN_DESCRIPTION
 from tasks.ingest.json_items import too_deep
 from tasks.ingest.records import ID_PATTERN
-from tasks.models import Source, SyncRun, Task
+from tasks.models import Account, Source, SyncRun, Task
 from tasks.redaction import SECRET_FIELDS, Masker, secret_values
 from tasks.reports import overview as stats
 from tasks.web import pager
@@ -165,8 +166,18 @@ def task_detail(request, task_id):
         "parent": parent and masker.task(parent),
         "children": [masker.task(child) for child in children_of(task)],
         "can_refresh": request.user.has_perm("tasks.change_task"),
+        "account": account_of(task),
     }
     return render(request, "tasks/detail.html", ctx)
+
+
+def account_of(task):
+    """The Discord account that ran a task, its source's first (a channel may be seen
+    by several sources); None when the task names none or no account was synced."""
+    if not task.account:
+        return None
+    mine = Case(When(source_id=task.source_id, then=Value(0)), default=Value(1))
+    return Account.objects.filter(channel_id=task.account).order_by(mine, "pk").first()
 
 
 @login_required
