@@ -1,5 +1,5 @@
 """Deleting tasks from the mirror, with what hangs on them: events, media copies, files,
-roll-up hours and usage days.
+roll-up hours, usage days and the accounts' hours.
 
 The mirror never deletes on its own; purge_tasks and the admin's delete actions do,
 and both go through here so that neither leaves image files or overview counts behind.
@@ -10,6 +10,7 @@ CASCADE, and a collection whose cover it was loses the cover (SET_NULL).
 from django.db import transaction
 from django.db.models import Q
 
+from tasks.accounts import rollup as account_hours
 from tasks.archive.files import delete_file, is_preview_of
 from tasks.models import Task, TaskEvent, TaskMedia
 from tasks.reports import rollup
@@ -32,6 +33,7 @@ def delete_tasks(rows):
         events = TaskEvent.objects.filter(task_id__in=pks).delete()[0]
         tasks = Task.objects.filter(pk__in=pks).delete()[1].get("tasks.Task", 0)
         usage.forget({submitted for *_, submitted in rows if submitted})
+        account_hours.forget({submitted for *_, submitted in rows if submitted})
     return tasks, events
 
 

@@ -821,6 +821,63 @@ class AccountSync(models.Model):
         return f"{self.source_id}: {'ok' if self.available else self.reason}"
 
 
+class AccountHour(models.Model):
+    """Tasks submitted in one UTC hour on one Discord account, per status and mode: the
+    accounts' 24-hour and 7-day figures (tasks/accounts/rollup.py) sum these instead of
+    counting a week of tasks."""
+
+    hour = models.DateTimeField()  # the hour's start, UTC
+    account = models.CharField(max_length=64)  # Task.account, never ""
+    status = models.CharField(max_length=64, blank=True)
+    mode = models.CharField(max_length=10, blank=True)
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # One row per combination; its leading hour serves the per-hour deletes.
+            models.UniqueConstraint(
+                fields=["hour", "account", "status", "mode"], name="accounthour_uniq"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.account} {self.status} {self.mode} {self.n}"
+
+
+class AccountTotal(models.Model):
+    """AccountHour summed over the whole hours of the accounts page's windows, as a read
+    within the hour of AccountRollup.through sees them (AccountRollup.week_from...): the
+    page reads these few rows instead of a week of hours."""
+
+    account = models.CharField(max_length=64)
+    status = models.CharField(max_length=64, blank=True)
+    mode = models.CharField(max_length=10, blank=True)
+    week = models.PositiveIntegerField()
+    day = models.PositiveIntegerField()
+    today = models.PositiveIntegerField()
+
+    def __str__(self):
+        return f"{self.account} {self.status} {self.mode} {self.week}/{self.day}/{self.today}"
+
+
+class AccountRollup(models.Model):
+    """The state of AccountHour, in one row (pk 1), kept by tasks/accounts/rollup.py."""
+
+    # Every task submitted before this hour is counted in AccountHour (as of its last
+    # roll); later ones are counted live.
+    through = models.DateTimeField()
+    # When the last refresh that looked for changed tasks had started: the next one
+    # re-rolls the hours of tasks changed since (minus a margin).
+    scanned = models.DateTimeField()
+    # The first hour each of AccountTotal's sums counts from (to `through`).
+    week_from = models.DateTimeField(null=True)
+    day_from = models.DateTimeField(null=True)
+    today_from = models.DateTimeField(null=True)
+
+    def __str__(self):
+        return f"accounts rolled through {self.through:%Y-%m-%d %H}:00"
+
+
 class Price(models.Model):
     """What one task costs on /usage/ (tasks/usage/prices.py): the most specific price
     that matches a task's source, action and mode and is valid on the day it was

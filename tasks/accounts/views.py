@@ -94,11 +94,11 @@ def sort_links(current):
 def unavailable():
     """(source name, reason) of each enabled source whose accounts could not be synced."""
     rows = AccountSync.objects.filter(available=False, source__enabled=True)
+    rows = list(rows.order_by("source__name").values_list("source__name", "reason"))
+    if not rows:
+        return []  # nothing to mask: the sources' secrets are not read
     masker = Masker()
-    return [
-        (name, masker.plain(reason))
-        for name, reason in rows.order_by("source__name").values_list("source__name", "reason")
-    ]
+    return [(name, masker.plain(reason)) for name, reason in rows]
 
 
 @login_required
