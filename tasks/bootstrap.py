@@ -19,6 +19,9 @@ SCHEDULES = {
     # The overview refreshes the roll-up itself too; this keeps the work off its
     # requests and recomputes a few hours each time (tasks/reports/rollup.py's SWEEP).
     "mjsite: overview roll-up": ("tasks.reports.rollup.scheduled_refresh", 5),
+    # The same for the accounts page's hours: its first view after a quiet week would
+    # otherwise pay for rolling the week (seconds at a million tasks).
+    "mjsite: accounts roll-up": ("tasks.accounts.rollup.scheduled_refresh", 5),
     "mjsite: alerts": ("tasks.alerts.incidents.scheduled_evaluation", "MJ_ALERT_MINUTES"),
 }
 

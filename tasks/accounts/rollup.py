@@ -105,6 +105,12 @@ def refresh(at_most_every=None):
         return current
 
 
+def scheduled_refresh():
+    """The qcluster's schedule (tasks/bootstrap.py): the page's refresh, ahead of it."""
+    current = refresh()
+    return current and current.through.isoformat()  # a result django-q can store
+
+
 def window_start(now):
     return hour_start(now - WEEK)
 
