@@ -3,6 +3,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -941,6 +943,11 @@ class DailyUsage(models.Model):
     run_seconds = models.FloatField(default=0)  # finish - start, over those with both
     # Failed or cancelled, yet charged by the proxy (new-api's quota > 0 on the row).
     quota_charged = models.PositiveIntegerField(default=0)
+    # Priced when the day is rolled (tasks/usage/prices.py): how many of the tasks are
+    # charged, in which currency ("": no price applies), and their cost in COST_UNITs.
+    charged = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    cost = models.BigIntegerField(default=0)
 
     class Meta:
         verbose_name_plural = "daily usage"
@@ -957,6 +964,38 @@ class DailyUsage(models.Model):
         return f"{self.day} {self.source_id} {self.caller} {self.action} {self.status} {self.tasks}"
 
 
+class UsageCell(models.Model):
+    """DailyUsage summed per day over one grouping (its `dimensions`, the others left
+    blank), statuses folded into figures: what /usage/ reads for a pair of groupings
+    (tasks/usage/cells.py), a few rows where DailyUsage holds thousands."""
+
+    dimensions = models.CharField(max_length=40)  # e.g. "action,caller", sorted
+    day = models.DateField()
+    source = models.ForeignKey(
+        Source, models.CASCADE, null=True, blank=True, related_name="+", db_index=False
+    )
+    caller = models.CharField(max_length=200, blank=True, db_default="")
+    account = models.CharField(max_length=64, blank=True, db_default="")
+    action = models.CharField(max_length=64, blank=True, db_default="")
+    mode = models.CharField(max_length=10, blank=True, db_default="")
+    currency = models.CharField(max_length=3, blank=True)
+    tasks = models.PositiveIntegerField()
+    succeeded = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+    cancelled = models.PositiveIntegerField()
+    run_seconds = models.FloatField()
+    quota_charged = models.PositiveIntegerField()
+    charged = models.PositiveIntegerField()
+    charged_failed = models.PositiveIntegerField()  # failed or cancelled, yet charged
+    cost = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["dimensions", "day"], name="usagecell_dims_day_idx")]
+
+    def __str__(self):
+        return f"{self.day} {self.dimensions} {self.tasks}"
+
+
 class UsageRollup(models.Model):
     """The state of DailyUsage, in one row (pk 1), kept by tasks/usage/rollup.py."""
 
@@ -967,6 +1006,41 @@ class UsageRollup(models.Model):
     # When the last refresh that rolled days had started: the next one re-rolls the
     # days of tasks changed since (minus a margin).
     scanned = models.DateTimeField()
+    # A price saved or deleted since the last roll: the days from this one on are
+    # priced again by the next refresh (tasks/usage/rollup.py).
+    stale_from = models.DateField(null=True, blank=True)
 
     def __str__(self):
         return f"usage rolled through {self.through:%Y-%m-%d %H}:00 ({self.zone})"
+
+
+# Prices are applied when a day is rolled, so a change marks the days it may change: those
+# from its valid_from on (never earlier ones), or from its old valid_from where earlier.
+# Signals, so that the admin's bulk delete and a shell's save count too; marked once the
+# price is written, so that a refresh that sees the mark sees the price.
+
+
+@receiver(pre_save, sender=Price)
+def remember_valid_from(sender, instance, **kwargs):
+    days = [Price._meta.get_field("valid_from").to_python(instance.valid_from)]
+    if instance.pk:
+        days += Price.objects.filter(pk=instance.pk).values_list("valid_from", flat=True)
+    instance.changes_from = min(days)
+
+
+@receiver(post_save, sender=Price)
+def reprice_saved_price(sender, instance, **kwargs):
+    reprice_from(instance.changes_from)
+
+
+@receiver(post_delete, sender=Price)
+def reprice_deleted_price(sender, instance, **kwargs):
+    reprice_from(instance.valid_from)
+
+
+def reprice_from(day):
+    """Mark the usage days from `day` on for pricing again (a refresh holds the row
+    locked while it rolls: this waits for it, and the next refresh sees the mark)."""
+    UsageRollup.objects.filter(pk=1).filter(
+        Q(stale_from__isnull=True) | Q(stale_from__gt=day)
+    ).update(stale_from=day)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from tasks.models import Price
 
 FAILED_STATUSES = ("FAILURE", "CANCEL")
+COST_UNIT = Decimal("0.0001")  # Price.price's decimal places
 
 
 class PriceBook:
@@ -53,11 +54,14 @@ def charged(price, status, tasks, quota_charged):
     return tasks if price is not None and price.charge_failed else quota_charged
 
 
-def cost(price, count):
-    """{currency: amount} of `count` charged tasks."""
-    if price is None or not count:
-        return {}
-    return {price.currency: price.price * count}
+def cost_units(price, count):
+    """The cost of `count` charged tasks in COST_UNITs: a whole number, so sums of any
+    size are exact on every database (a price has four decimals)."""
+    return 0 if price is None else int(price.price / COST_UNIT) * count
+
+
+def amount(units):
+    return Decimal(units) * COST_UNIT
 
 
 def money(amount):

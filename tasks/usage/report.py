@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks.models import Source, Task
 from tasks.redaction import Masker
-from tasks.usage import prices, rollup
+from tasks.usage import cells, prices, rollup
 
 DIMENSIONS = ("caller", "account", "source", "action", "mode", "day")
 DIMENSION_LABELS = {
@@ -27,7 +27,6 @@ DIMENSION_LABELS = {
 MAX_DAYS = 3660  # ten years: a longer period is refused
 CHARGED_SHOWN = 50  # failed tasks the proxy charged, listed by name
 REFRESH_EVERY = timedelta(seconds=60)  # how often a page looks for changed tasks
-STATUS_FIGURE = {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCEL": "cancelled"}
 
 
 class UsageForm(forms.Form):
@@ -75,7 +74,7 @@ def periods(today):
     ]
 
 
-@dataclass
+@dataclass(slots=True)
 class Figures:
     tasks: int = 0
     succeeded: int = 0
@@ -85,14 +84,17 @@ class Figures:
     charged_failed: int = 0  # failed or cancelled, yet charged
     cost: Counter = field(default_factory=Counter)  # currency -> Decimal
 
-    def add(self, status, tasks, run_seconds, charged_failed, cost):
+    def add(self, tasks, succeeded, failed, cancelled, run_seconds, charged_failed, cost):
+        """Add a line's figures; `cost` is (currency, amount), or None where the line
+        charges nothing."""
         self.tasks += tasks
-        figure = STATUS_FIGURE.get(status)
-        if figure:
-            setattr(self, figure, getattr(self, figure) + tasks)
+        self.succeeded += succeeded
+        self.failed += failed
+        self.cancelled += cancelled
         self.run_seconds += run_seconds
         self.charged_failed += charged_failed
-        self.cost.update(cost)
+        if cost:
+            self.cost[cost[0]] += cost[1]
 
     @property
     def run_time(self):
@@ -128,35 +130,33 @@ class Report:
 
 
 def build(start, end, rows, cols):
-    """The report of the tasks submitted on the local days start..end."""
+    """The report of the tasks submitted on the local days start..end: the cells of
+    the rolled days plus the tasks counted live."""
     rollup.refresh(at_most_every=REFRESH_EVERY)
-    book = prices.PriceBook()
-    names = dict(Source.objects.values_list("pk", "name"))
-    cells = defaultdict(Figures)
+    live = rollup.live(start, end)
+    shown = Shown()
+    table = defaultdict(Figures)
     row_totals, col_totals, total = defaultdict(Figures), defaultdict(Figures), Figures()
-    series = rows if rows != "day" else cols
-    by_day = Counter()
     quota_charged = 0
-    masked = MaskedValues()
-    for row in rollup.read(start, end):
-        day, source_id, caller, account, action, mode, status, n, run, quota = row
-        values = {
-            "day": day,
-            "source": names.get(source_id, ""),
-            "caller": masked(caller),
-            "account": masked(account),
-            "action": action,
-            "mode": mode,
-        }
-        price = book.price_for(day, source_id, action, mode)
-        charged = prices.charged(price, status, n, quota)
-        cost = prices.cost(price, charged)
-        charged_failed = charged if status in prices.FAILED_STATUSES else 0
-        r, c = values[rows], values[cols]
-        for figures in (cells[r, c], row_totals[r], col_totals[c], total):
-            figures.add(status, n, run, charged_failed, cost)
-        by_day[day, values[series]] += n
+    lines = [*cells.summed(start, end, (rows, cols)), *cells.fold(live, (rows, cols))]
+    for r, c, currency, *sums in lines:
+        n, succeeded, failed, cancelled, run, quota, charged, charged_failed, units = sums
+        r, c = shown[rows, r], shown[cols, c]
+        # A currency counts where a task is charged in it, even at a price of 0.
+        cost = (currency, prices.amount(units)) if currency and charged else None
+        for figures in (table[r, c], row_totals[r], col_totals[c], total):
+            figures.add(n, succeeded, failed, cancelled, run, charged_failed, cost)
         quota_charged += quota
+    series = rows if rows != "day" else cols
+    if rows == "day":
+        days = lines
+    elif cols == "day":
+        days = [(day, value, *others) for value, day, *others in lines]
+    else:
+        days = [*cells.summed(start, end, ("day", series)), *cells.fold(live, ("day", series))]
+    by_day = Counter()
+    for day, value, _currency, n, *_others in days:
+        by_day[day, shown[series, value]] += n
     report = Report(
         start=start,
         end=end,
@@ -164,7 +164,7 @@ def build(start, end, rows, cols):
         cols=cols,
         row_values=ordered(rows, row_totals),
         col_values=ordered(cols, col_totals),
-        cells=dict(cells),
+        cells=dict(table),
         row_totals=dict(row_totals),
         col_totals=dict(col_totals),
         total=total,
@@ -177,20 +177,25 @@ def build(start, end, rows, cols):
     return report
 
 
-class MaskedValues(dict):
-    """Callers and accounts as the report shows them: a source's secret, were it ever
-    sent as a caller (the `state` a bot fills), masked as everywhere."""
+class Shown(dict):
+    """Values as the report shows them, shown[dimension, value]: a source by name,
+    callers and accounts with a source's secret, were it ever sent as a caller (the
+    `state` a bot fills), masked as everywhere."""
 
     def __init__(self):
         super().__init__()
         self.masker = Masker()
+        self.names = dict(Source.objects.values_list("pk", "name"))
 
-    def __missing__(self, text):
-        self[text] = self.masker.plain(text)
-        return self[text]
-
-    def __call__(self, text):
-        return self[text]
+    def __missing__(self, key):
+        dimension, value = key
+        if dimension == "source":
+            self[key] = self.names.get(value, "")
+        elif dimension in ("caller", "account"):
+            self[key] = self.masker.plain(value)
+        else:
+            self[key] = value
+        return self[key]
 
 
 def ordered(dimension, totals):

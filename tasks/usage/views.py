@@ -1,22 +1,16 @@
 """/usage/: the usage table for people, and its CSV and XLSX exports (format=)."""
 
-from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tasks.usage import chart, exports
 from tasks.usage.report import DIMENSION_LABELS, DIMENSIONS, UsageForm, build, periods
-
-# The task list's parameter for each grouping (tasks/web/filters.py); a day is a range.
-LIST_PARAMS = {"caller": "caller", "account": "account", "source": "source",
-               "action": "action", "mode": "mode"}  # fmt: skip
-STATUS_PARAMS = {"succeeded": "SUCCESS", "failed": "FAILURE", "cancelled": "CANCEL"}
+from tasks.usage.table import table
 
 
 @login_required
@@ -35,15 +29,16 @@ def usage(request):
     if data["format"] == "xlsx":
         return exports.xlsx_response(report)
     ctx = page_context(request, form)
+    cells = table(report)
     ctx.update(
         report=report,
-        table=table(report),
+        table=cells,
         chart=chart.draw(report, _("other"), "—"),
         rows_label=DIMENSION_LABELS[report.rows],
         cols_label=DIMENSION_LABELS[report.cols],
         series_label=DIMENSION_LABELS[report.series],
         export_query={"csv": query(request, format="csv"), "xlsx": query(request, format="xlsx")},
-        failed_url=list_url(report, {}, "FAILURE"),
+        failed_url=cells["failed_url"],
     )
     return render(request, "usage/usage.html", ctx)
 
@@ -87,51 +82,3 @@ def query(request, **changes):
     params = {k: v for k, v in request.GET.items() if k in ("start", "end", "rows", "cols")}
     params.update(changes)
     return "?" + urlencode(params)
-
-
-def table(report):
-    """The rows of the page's table: label, cells, total, each cell with its links."""
-    rows = []
-    for r in report.row_values:
-        cells = [cell(report, report.cells.get((r, c)), {report.rows: r, report.cols: c})
-                 for c in report.col_values]  # fmt: skip
-        total = cell(report, report.row_totals[r], {report.rows: r})
-        rows.append({"value": r, "cells": cells, "total": total})
-    totals = [cell(report, report.col_totals[c], {report.cols: c}) for c in report.col_values]
-    return {
-        "rows": rows,
-        "col_values": report.col_values,
-        "totals": totals,
-        "total": cell(report, report.total, {}),
-    }
-
-
-def cell(report, figures, values):
-    if figures is None:
-        return None
-    links = {"tasks": list_url(report, values)}
-    for figure, status in STATUS_PARAMS.items():
-        if getattr(figures, figure):
-            links[figure] = list_url(report, values, status)
-    return {"figures": figures, "links": links}
-
-
-def list_url(report, values, status=None):
-    """The task list filtered to what a number counts; None where the list cannot
-    filter on a value (an empty caller, account, action or mode)."""
-    first, last = report.start, report.end
-    params = []
-    for dimension, value in values.items():
-        if dimension == "day":
-            first = last = value
-        elif value == "" or value is None:
-            return None
-        else:
-            params.append((LIST_PARAMS[dimension], value))
-    if status:
-        params.append(("status", status))
-    params += [
-        ("submitted_after", first.isoformat()),
-        ("submitted_before", (last + timedelta(days=1)).isoformat()),
-    ]
-    return reverse("tasks:list") + "?" + urlencode(params)
