@@ -5,14 +5,15 @@ currencies, and a price saved or deleted re-rolls exactly the days from its vali
 import csv
 import io
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import cycle
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tasks.models import DailyUsage, Price, Source, Task, UsageCell, UsageRollup
-from tasks.usage import cells, rollup
+from tasks.templatetags.task_tags import duration
+from tasks.usage import cells, rollup, table
 from tests.conftest import make_task
 
 pytestmark = pytest.mark.django_db
@@ -206,3 +207,14 @@ def test_a_price_saved_or_deleted_rerolls_exactly_the_days_from_its_valid_from(s
     rollup.refresh()
     assert_rerolled_from(before, DAYS[3])
     assert usd_by_day() == cost
+
+
+def test_a_run_time_is_cut_only_to_what_the_page_shows_of_it():
+    samples = [0, 59, 3599, 3600, 3661, 7199, 48 * 3600 - 1, 48 * 3600, 48 * 3600 + 3599]
+    samples += list(range(0, 30 * 86400, 997))
+    for seconds in samples:
+        shown = table.shown_seconds(seconds)
+        assert shown <= seconds
+        assert duration(timedelta(seconds=shown)) == duration(timedelta(seconds=seconds))
+    # Cells that show the same text share one: a year of run times, a few hundred texts.
+    assert len({table.shown_seconds(s) for s in range(3600, 48 * 3600)}) == 47 * 60

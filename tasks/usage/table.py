@@ -106,7 +106,7 @@ class Cells:
         )
 
     def run_time(self, run_seconds):
-        seconds = round(run_seconds)
+        seconds = shown_seconds(round(run_seconds))
         if seconds not in self.run_times:
             self.run_times[seconds] = escape(duration(timedelta(seconds=seconds)) or "0 s")
         return self.run_times[seconds]
@@ -117,6 +117,15 @@ class Cells:
             "".join(self.td(figures, v) for figures, v in cells)
             + self.td(total, values, "num total")
         )
+
+
+def shown_seconds(seconds):
+    """Whole seconds cut to what duration() shows of them (minutes from an hour on, hours
+    from two days on), so that cells showing the same text format it once: a year's
+    table has thousands of different run times and a few hundred different texts."""
+    if seconds < 3600:
+        return seconds
+    return seconds - seconds % (60 if seconds < 48 * 3600 else 3600)
 
 
 def table(report):
