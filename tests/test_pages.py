@@ -23,8 +23,9 @@ from tasks.web import pager, views
 pytestmark = pytest.mark.django_db
 
 SECRET = "sk-page-secret-9f8e7d"
-# On SQLite a text search first sizes itself (search.is_common): one more query.
-SIZING = 1 if connection.vendor == "sqlite" else 0
+# A text search first sizes itself (search.sqlite_search, search_postgresql.SIZING_SQL):
+# one more query.
+SIZING = 1
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC, in ms
 
 

@@ -8,28 +8,40 @@ word of its own ("黄昏时的灯塔 at dusk" -> "黄 昏 时 的 灯 塔 at dus
 normalised the same way and becomes a phrase of those words, so `灯塔` is the phrase
 "灯 塔" and matches wherever the two characters stand side by side.
 
-- SQLite: an FTS5 table `tasks_task_fts` (unicode61, rowid = tasks_task.id) kept in step
-  by triggers that call `tasks_search_text()`, a Python function registered on every
-  connection (`install()`); the query is an FTS5 phrase, `"灯 塔"`.
+- SQLite: an FTS5 table `tasks_task_fts` (unicode61) kept in step by triggers that call
+  `tasks_search_text()`, a Python function registered on every connection (`install()`);
+  the query is an FTS5 phrase, `"灯 塔"`. Its rowid is the task's submit hour, then its
+  id (`search_key`), so the index lists the newest hits first and stops at a LIMIT: a common
+  word's newest page reads a few thousand hits, not all of them (TextSearch.recent).
+  Prefixes of one to five characters have prefix indexes; a longer last word is looked up
+  in the vocabulary and becomes "word" OR "wordier" (`fts5_query_sql`), since FTS5 would
+  otherwise collect every hit of every word it begins before giving the first.
 - PostgreSQL: a stored generated column `tasks_task.search_doc`, to_tsvector('simple')
   of the same normalised text computed by the SQL function `tasks_search_text()`, with a
-  GIN index `task_search_idx`; the query is `'灯' <-> '塔'`.
-Both are created by migration 0003_search. Whitespace-separated parts of a query must
-all match (AND); a Latin word at the end of a part also matches as a prefix ("light"
-finds "lighthouse"). A query that is a task id also matches that task exactly.
+  GIN index `task_search_idx`; the query is `'灯' <-> '塔'`. Which index answers it is
+  chosen per query in `search_postgresql.py`.
+Both are created by migration 0003_search (the SQLite table's present layout by
+0021_search_sqlite). Whitespace-separated parts of a query must all match (AND); a Latin
+word at the end of a part also matches as a prefix ("light" finds "lighthouse"). A query
+that is a task id also matches that task exactly.
 
-At a million tasks (SQLite): a rare word answers in a few ms, a word in 80,000 prompts
-in about 60 ms, because text_filter plans the two cases differently (is_common).
+At a million tasks (SQLite), every kind of query answers its page and facets from a few
+thousand hits at most: a query with fewer than COMMON hits reads them all and sorts them, a
+commoner one reads its newest COMMON (`sqlite_search`).
 """
 
 import re
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from django.db import connections
 from django.db.backends.signals import connection_created
-from django.db.models import BooleanField, F, Q, Value
+from django.db.models import F, Q, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import In
 from django.db.models.signals import post_migrate
+
+from tasks.db.search_postgresql import postgresql_search
 
 # One pattern text for Python's re and PostgreSQL's regular expressions alike, so both
 # databases normalise exactly as Python does. \uXXXX escapes only: no locale classes.
@@ -46,10 +58,22 @@ SEPARATORS = re.compile(SEPARATOR_CLASS + "+")
 CJK = re.compile("(" + CJK_CLASS + ")")
 ONE_CJK = re.compile(CJK_CLASS)
 MAX_QUERY_WORDS = 32
-COMMON = 2000  # hits from which a query plans as "common" on SQLite (text_filter)
+COMMON = 2000  # hits from which a query plans as "common" on SQLite (sqlite_search)
+# The FTS5 rowid: (hour of submission + 1) << KEY_ID_BITS | id, and the id alone (hour 0,
+# after all others, like the pager's tail) for a task without submit time. Ids stay below
+# 2**40; hours below 2**23 (the year 2927).
+KEY_ID_BITS = 40
+ID_MASK = (1 << KEY_ID_BITS) - 1
+PREFIX_INDEXES = "1 2 3 4 5"  # FTS5 prefix indexes: such a prefix reads one list, newest first
+LONGEST_INDEXED_PREFIX = 5
+# A longer last word becomes an OR of the vocabulary's words that start with it, up to this
+# many; beyond, FTS5's own prefix query (correct, slower).
+MAX_EXPANSION = 16
 
 FTS_TABLE = "tasks_task_fts"
+VOCABULARY = "tasks_task_fts_vocab"
 SQL_FUNCTION = "tasks_search_text"
+KEY_FUNCTION = "tasks_search_key"  # search_key
 
 
 def normalise(text):
@@ -117,16 +141,35 @@ def is_prefixable(word):
     return not ONE_CJK.fullmatch(word)
 
 
-def fts5_query(parts):
-    # FTS5: "a b" is a phrase, a trailing * makes its last word a prefix. Words never
-    # hold a double quote (it is a separator), so quoting is enough.
-    phrases = []
+EXPANSION = (
+    "(SELECT CASE WHEN count(*) > %s THEN %s ELSE '(' || %s"
+    " || coalesce(group_concat(' OR ' || %s || term || '\"', ''), '') || ')' END"
+    " FROM (SELECT term FROM tasks_task_fts_vocab WHERE term > %s AND term <= %s LIMIT %s))"
+)
+
+
+def fts5_query_sql(parts):
+    """(SQL expression, parameters) that spell the query in FTS5's syntax: "a b" is a
+    phrase, a trailing * makes its last word a prefix. Words never hold a double quote (it
+    is a separator), so quoting is enough."""
+    pieces, params = [], []
     for words in parts:
         phrase = '"' + " ".join(words) + '"'
-        if is_prefixable(words[-1]):
-            phrase += " *"
-        phrases.append(phrase)
-    return " AND ".join(phrases)
+        last = words[-1]
+        if not is_prefixable(last):
+            pieces.append("%s")
+            params.append(phrase)
+        elif len(last) <= LONGEST_INDEXED_PREFIX:
+            pieces.append("%s")
+            params.append(phrase + " *")
+        else:
+            # ("a word" OR "a wordier" ...): the words after `last` in the vocabulary's
+            # order that start with it (a word holds neither \x01 nor U+10FFFF).
+            head = '"' + " ".join(words[:-1] + [""])
+            pieces.append(EXPANSION)
+            params += [MAX_EXPANSION, phrase + " *", phrase, head]
+            params += [last + "\x01", last + "\U0010ffff", MAX_EXPANSION + 1]
+    return " || ' AND ' || ".join(pieces), params
 
 
 def tsquery(parts):
@@ -140,74 +183,140 @@ def tsquery(parts):
     return " & ".join(phrases)
 
 
-def text_filter(text, using="default", match_id=True):
-    """A Q for tasks whose text contains the query (or, with match_id, whose id it is).
+class TextSearch(NamedTuple):
+    """A query's conditions. `condition`: every matching task. On SQLite, for a query
+    with COMMON hits or more, `since`, the start of the hour from which the index holds its
+    newest COMMON hits, and `recent`: the matching tasks submitted since then, from those
+    hits alone. A list of the newest matching tasks that `recent` fills is the list that
+    `condition` gives (every task it leaves out is older), at a fraction of the cost.
+    `recent` walks the list's index newest first (for a page: it stops early);
+    `recent_by_id` fetches those hits by id and sorts them (to read most of them)."""
 
-    Costs one small query on SQLite (see is_common).
+    condition: Q
+    since: datetime | None = None
+    recent: Q | None = None
+    recent_by_id: Q | None = None
+
+
+def text_search(text, using="default", match_id=True):
+    """The TextSearch of a query (or, with match_id, of the task whose id it is).
+
+    Costs one small query on SQLite (see sqlite_search).
     """
     text = (text or "").strip()
-    condition = Q(task_id=text[:64]) if match_id else Q(pk__in=[])
+    task_id = text[:64] if match_id else None
+    by_id = Q(task_id=task_id) if match_id else Q(pk__in=[])
     parts = query_parts(text)
     if not parts:
-        return condition
+        return TextSearch(by_id)
     vendor = connections[using].vendor
     if vendor == "sqlite":
-        query = fts5_query(parts)
-        hits = RawSQL(  # noqa: S611 (constant SQL, the query is a bound parameter)
-            "SELECT rowid FROM tasks_task_fts WHERE tasks_task_fts MATCH %s", [query]
-        )
-        if is_common(query, using):
-            # Thousands of hits: walk the list's own index (newest first) and keep rows
-            # whose id is among them. "id + 0" stops SQLite from instead fetching every
-            # hit by id and sorting them all (1.5 s for 80,000 hits in a million rows).
-            return condition | Q(In(F("id") + Value(0), hits))
-        # A few hits: fetch them by id and sort them (milliseconds).
-        return condition | Q(pk__in=hits)
+        return sqlite_search(parts, task_id, using)
     if vendor == "postgresql":
-        found = RawSQL(  # noqa: S611 (constant SQL, the query is a bound parameter)
-            "search_doc @@ to_tsquery('simple', %s)", [tsquery(parts)], output_field=BooleanField()
-        )
-        return condition | Q(found)
+        # COMMON read here, not there: the property tests shrink it.
+        return TextSearch(*postgresql_search(tsquery(parts), task_id, using, COMMON))
     raise NotImplementedError("the text search needs SQLite or PostgreSQL")
 
 
-def is_common(fts_query, using="default"):
-    """Whether a query has at least COMMON hits: counting stops there, so it stays cheap."""
+def text_filter(text, using="default", match_id=True):
+    """A Q for tasks whose text contains the query (or, with match_id, whose id it is)."""
+    return text_search(text, using, match_id).condition
+
+
+SIZING = (
+    "SELECT query, (SELECT rowid FROM tasks_task_fts WHERE tasks_task_fts MATCH query"
+    " ORDER BY rowid DESC LIMIT 1 OFFSET %s) FROM (SELECT {expression} AS query)"
+)
+
+
+def sqlite_search(parts, task_id, using):
+    # One query spells the FTS5 query and finds its COMMON-th newest hit, if there is one.
+    expression, params = fts5_query_sql(parts)
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM tasks_task_fts WHERE tasks_task_fts MATCH %s "
-            "LIMIT %s)",
-            [fts_query, COMMON],
-        )
-        return cursor.fetchone()[0] >= COMMON
+        cursor.execute(SIZING.format(expression=expression), [COMMON - 1, *params])
+        query, nth_newest = cursor.fetchone()
+    if nth_newest is None:
+        # A few hits: fetch them by id and sort them (milliseconds).
+        return TextSearch(Q(pk__in=hits(query, task_id)))
+    # Thousands of hits: walk the list's own index (newest first) and keep rows whose id is
+    # among them, read from the index alone. "id + 0" stops SQLite from instead fetching
+    # every hit by id and sorting them all (1.5 s for 80,000 hits in a million rows).
+    condition = Q(In(F("id") + Value(0), hits(query, task_id)))
+    hour = nth_newest >> KEY_ID_BITS
+    if hour <= 1:  # the newest hits reach the tasks without submit time
+        return TextSearch(condition)
+    since = datetime.fromtimestamp((hour - 1) * 3600, UTC)
+    newest = hits(query, task_id, from_key=hour << KEY_ID_BITS)
+    in_span = Q(submitted__gte=since)
+    walked = in_span & Q(In(F("id") + Value(0), newest))
+    return TextSearch(condition, since, walked, in_span & Q(pk__in=newest))
+
+
+def hits(fts_query, task_id, from_key=None):
+    """The ids of the tasks the FTS5 query finds (with from_key, in the hours from it on)
+    and of the task whose id is task_id: one list, so that testing a row needs no column."""
+    sql = "SELECT rowid & %s FROM tasks_task_fts WHERE tasks_task_fts MATCH %s"
+    params = [ID_MASK, fts_query]
+    if from_key is not None:
+        sql += " AND rowid >= %s"
+        params.append(from_key)
+    if task_id is not None:
+        sql += " UNION ALL SELECT id FROM tasks_task WHERE task_id = %s"
+        params.append(task_id)
+    return RawSQL(sql, params)  # noqa: S611 (constant SQL, bound parameters)
+
+
+def search_key(submitted, pk):
+    """The FTS5 rowid of a task (KEY_ID_BITS), from its submitted column as SQLite stores it
+    (UTC text) and its id: the triggers call it as tasks_search_key."""
+    try:
+        moment = datetime.fromisoformat(submitted)
+    except (TypeError, ValueError):  # None, or text Django would not have written
+        return pk  # listed with the tasks without submit time: the write goes on
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    hour = max(int(moment.timestamp() // 3600) + 1, 1)
+    return hour << KEY_ID_BITS | pk
 
 
 # The schema, created by migration 0003_search and checked again after every migrate.
 
 SQLITE_TRIGGERS = [
     """CREATE TRIGGER IF NOT EXISTS tasks_task_fts_insert AFTER INSERT ON tasks_task BEGIN
-        INSERT INTO tasks_task_fts(rowid, body) VALUES (new.id,
+        INSERT INTO tasks_task_fts(rowid, body) VALUES (tasks_search_key(new.submitted, new.id),
             tasks_search_text(new.prompt, new.prompt_en, new.description, new.fail_reason));
     END""",
-    # Only when a searched column really changed: progress updates leave the index alone.
+    # Only when a searched column or the submit time (the rowid) really changed: progress
+    # updates leave the index alone.
     """CREATE TRIGGER IF NOT EXISTS tasks_task_fts_update
-    AFTER UPDATE OF prompt, prompt_en, description, fail_reason ON tasks_task
+    AFTER UPDATE OF prompt, prompt_en, description, fail_reason, submitted ON tasks_task
     WHEN old.prompt IS NOT new.prompt OR old.prompt_en IS NOT new.prompt_en
         OR old.description IS NOT new.description OR old.fail_reason IS NOT new.fail_reason
+        OR old.submitted IS NOT new.submitted
     BEGIN
-        DELETE FROM tasks_task_fts WHERE rowid = old.id;
-        INSERT INTO tasks_task_fts(rowid, body) VALUES (new.id,
+        DELETE FROM tasks_task_fts WHERE rowid = tasks_search_key(old.submitted, old.id);
+        INSERT INTO tasks_task_fts(rowid, body) VALUES (tasks_search_key(new.submitted, new.id),
             tasks_search_text(new.prompt, new.prompt_en, new.description, new.fail_reason));
     END""",
     """CREATE TRIGGER IF NOT EXISTS tasks_task_fts_delete AFTER DELETE ON tasks_task BEGIN
-        DELETE FROM tasks_task_fts WHERE rowid = old.id;
+        DELETE FROM tasks_task_fts WHERE rowid = tasks_search_key(old.submitted, old.id);
     END""",
 ]
+# In rowid order: FTS5 writes out what it holds whenever a rowid is lower than the last.
 SQLITE_BACKFILL = """
     INSERT INTO tasks_task_fts(rowid, body)
-    SELECT id, tasks_search_text(prompt, prompt_en, description, fail_reason) FROM tasks_task
-    WHERE id NOT IN (SELECT rowid FROM tasks_task_fts)
+    SELECT tasks_search_key(submitted, id),
+        tasks_search_text(prompt, prompt_en, description, fail_reason)
+    FROM tasks_task WHERE tasks_search_key(submitted, id) NOT IN (SELECT rowid FROM tasks_task_fts)
+    ORDER BY 1
 """
+SQLITE_TABLE = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {{name}} USING fts5(body,"
+    f" tokenize = 'unicode61 remove_diacritics 0', prefix = '{PREFIX_INDEXES}')"
+)
+SQLITE_VOCABULARY = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCABULARY} USING fts5vocab({FTS_TABLE}, 'row')"
+)
 
 POSTGRES_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {SQL_FUNCTION}(t text) RETURNS text
@@ -230,6 +339,7 @@ POSTGRES_INDEX = "CREATE INDEX task_search_idx ON tasks_task USING gin (search_d
 
 def register_function(dbapi_connection):
     dbapi_connection.create_function(SQL_FUNCTION, 4, document, deterministic=True)
+    dbapi_connection.create_function(KEY_FUNCTION, 2, search_key, deterministic=True)
 
 
 def on_connection_created(sender, connection, **kwargs):
@@ -255,10 +365,8 @@ def create_schema(schema_editor):
     if connection.vendor == "sqlite":
         connection.ensure_connection()
         register_function(connection.connection)
-        schema_editor.execute(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-            "body, tokenize = 'unicode61 remove_diacritics 0')"
-        )
+        schema_editor.execute(SQLITE_TABLE.format(name=FTS_TABLE))
+        schema_editor.execute(SQLITE_VOCABULARY)
         for sql in SQLITE_TRIGGERS:
             schema_editor.execute(sql)
         schema_editor.execute(SQLITE_BACKFILL)
@@ -271,13 +379,52 @@ def create_schema(schema_editor):
 def drop_schema(schema_editor):
     connection = schema_editor.connection
     if connection.vendor == "sqlite":
-        for name in ("insert", "update", "delete"):
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS tasks_task_fts_{name}")
+        drop_triggers(schema_editor)
+        schema_editor.execute(f"DROP TABLE IF EXISTS {VOCABULARY}")
         schema_editor.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
     elif connection.vendor == "postgresql":
         schema_editor.execute("DROP INDEX IF EXISTS task_search_idx")
         schema_editor.execute("ALTER TABLE tasks_task DROP COLUMN IF EXISTS search_doc")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {SQL_FUNCTION}(text)")
+
+
+def drop_triggers(schema_editor):
+    for name in ("insert", "update", "delete"):
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS tasks_task_fts_{name}")
+
+
+def is_keyed_by_time(connection):
+    """Whether the SQLite FTS5 table has this module's layout (migration 0021_search_sqlite):
+    rowids by submit hour, prefix indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s", [FTS_TABLE]
+        )
+        row = cursor.fetchone()
+    return row is not None and "prefix" in row[0]
+
+
+def rekey_sqlite_table(schema_editor):
+    """Rebuild an FTS5 table of the layout before 0021_search_sqlite (rowid = the task's id,
+    no prefix indexes) in this module's, from the text it holds: one INSERT ... SELECT in
+    rowid order (so FTS5 writes each word's list once), row by row, never all in memory."""
+    connection = schema_editor.connection
+    if connection.vendor != "sqlite" or is_keyed_by_time(connection):
+        return  # PostgreSQL, or a database made with this layout by 0003_search
+    connection.ensure_connection()
+    register_function(connection.connection)
+    drop_triggers(schema_editor)
+    schema_editor.execute(SQLITE_TABLE.format(name="tasks_task_fts_new"))
+    schema_editor.execute(
+        "INSERT INTO tasks_task_fts_new(rowid, body)"
+        " SELECT tasks_search_key(t.submitted, t.id), f.body"
+        " FROM tasks_task_fts f JOIN tasks_task t ON t.id = f.rowid ORDER BY 1"
+    )
+    schema_editor.execute(f"DROP TABLE {FTS_TABLE}")
+    schema_editor.execute(f"ALTER TABLE tasks_task_fts_new RENAME TO {FTS_TABLE}")
+    schema_editor.execute(SQLITE_VOCABULARY)
+    for sql in SQLITE_TRIGGERS:
+        schema_editor.execute(sql)
 
 
 def after_migrate(sender, using="default", **kwargs):
@@ -288,12 +435,9 @@ def after_migrate(sender, using="default", **kwargs):
     connection = connections[using]
     if connection.vendor != "sqlite":
         return
+    if not is_keyed_by_time(connection):
+        return  # migrated backwards past 0003_search or 0021_search_sqlite
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = %s", [FTS_TABLE]
-        )
-        if not cursor.fetchone()[0]:
-            return  # migrated backwards past 0003_search
         register_function(connection.connection)
         for sql in SQLITE_TRIGGERS:
             cursor.execute(sql)

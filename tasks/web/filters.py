@@ -318,12 +318,31 @@ class TaskFilterSet(django_filters.FilterSet):
         return self.filter_queryset(queryset, exclude=FACETS)
 
     def filter_text(self, queryset, name, value):
-        return queryset.filter(self.text_condition)
+        text = self.text_search
+        newest = {"walk": text.recent, "fetch": text.recent_by_id}.get(self.newest_hits_only)
+        return queryset.filter(text.condition if newest is None else newest)
 
     @cached_property
-    def text_condition(self):
+    def text_search(self):
         # Built once per request: the page and the facet counts share it.
-        return search.text_filter(self.form.cleaned_data["q"])
+        return search.text_search(self.form.cleaned_data["q"])
+
+    newest_hits_only = None  # see newest_first
+
+    def newest_first(self, read, enough, most=False):
+        """read() (which filters through this FilterSet and takes the newest tasks first)
+        with the text search narrowed to its newest hits (search.TextSearch.recent; with
+        `most`, for a read of most of them, recent_by_id), kept when `enough(result)`: then it
+        is the result all hits give. Else read() again with all of them."""
+        if self.form.values["q"] and self.text_search.recent is not None:
+            self.newest_hits_only = "fetch" if most else "walk"
+            try:
+                result = read()
+            finally:
+                self.newest_hits_only = None
+            if enough(result):
+                return result
+        return read()
 
     def filter_favourite(self, queryset, name, value):
         user = getattr(self.request, "user", None)

@@ -78,11 +78,7 @@ def list_page(request, template, size, page):
     filters = TaskFilterSet(request.GET, queryset=Task.objects.for_list(), request=request)
     values = filters.form.values
     images_only = page == "gallery"
-    qs = filters.qs
-    if images_only:
-        qs = with_image(qs)
-    # A broken cursor is left out of the values (the page says so): the first page.
-    shown = pager.page(qs, values["sort"], size, after=values["cursor"], before=values["before"])
+    shown = page_of(filters, size, images_only)
     rows, sort_key = shown.rows, SORTS[values["sort"]][0]
     # The sources' names for the filter, and their secrets for the masking: one query.
     sources = list(Source.objects.order_by("name").values_list("name", *SECRET_FIELDS))
@@ -117,6 +113,28 @@ def list_page(request, template, size, page):
         "any_time_url": url_without(request, "range", "submitted_after", "submitted_before"),
     }
     return render(request, template, ctx)
+
+
+def page_of(filters, size, images_only):
+    """The page of tasks the request asks for. The first page, newest first, is read from a
+    text search's newest hits when they fill it (TaskFilterSet.newest_first)."""
+    values = filters.form.values
+
+    def read():
+        qs = filters.filter_queryset(filters.queryset.all())
+        if images_only:
+            qs = with_image(qs)
+        # A broken cursor is left out of the values (the page says so): the first page.
+        after, before = values["cursor"], values["before"]
+        return pager.page(qs, values["sort"], size, after=after, before=before)
+
+    if (
+        values["sort"] == pager.DEFAULT_SORT
+        and values["cursor"] is None
+        and values["before"] is None
+    ):
+        return filters.newest_first(read, enough=lambda shown: shown.next is not None)
+    return read()
 
 
 def with_image(qs):
@@ -240,16 +258,21 @@ PARAMETER_CHIPS = 12  # a parameter's most common values shown (callers may be t
 def facet_counts(filters, request, masker, images_only=False):
     """({facet: chips}, sample size, whether the sample was full)."""
     values = filters.form.values
-    base = filters.facet_base(Task.objects.all())
-    if images_only:  # the gallery's chips count the cards they lead to
-        base = with_image(base)
     size = FACET_SAMPLE
     columns = list(FACET_COLUMNS.values())
-    sample = base.order_by("-submitted", "-id").values_list(*columns)[:size]
-    sql, params = sample.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)  # plain tuples: the ORM's rows cost more than the counting
-        rows = cursor.fetchall()
+
+    def read():
+        base = filters.facet_base(Task.objects.all())
+        if images_only:  # the gallery's chips count the cards they lead to
+            base = with_image(base)
+        # In the list's order (tasks.web.pager): tasks without a submit time last, where
+        # PostgreSQL's DESC would put them first.
+        keyed = base.filter(submitted__isnull=False).order_by("-submitted", "-id")
+        tail = base.filter(submitted__isnull=True).order_by("-id")
+        parts = [keyed.values_list(*columns)[:size], tail.values_list(*columns)[:size]]
+        return plain_rows(parts)[:size]
+
+    rows = filters.newest_first(read, enough=lambda rows: len(rows) >= size, most=True)
     values_of = list(zip(*rows, strict=True)) or [()] * len(columns)
     chosen = [set(values[name]) for name in FACET_COLUMNS]
     # For each facet with a choice, whether each sampled task has one of the chosen values.
@@ -267,6 +290,21 @@ def facet_counts(filters, request, masker, images_only=False):
             counts[i] = parameter_counts(counts[i], chosen[i], masker)
         facets[name] = chips(request, name, counts[i], chosen[i])
     return facets, size, len(rows) >= size
+
+
+def plain_rows(querysets):
+    """The rows of these querysets, one after the other, as plain tuples (the ORM's rows cost
+    more than the counting), from one query."""
+    selects, params = [], []
+    for n, qs in enumerate(querysets):
+        sql, qs_params = qs.query.sql_with_params()
+        # The ORM's own SQL, its values bound parameters.
+        selects.append(f"SELECT {n} AS part, * FROM ({sql}) AS part{n}")  # noqa: S608
+        params += qs_params
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects), params)
+        rows = sorted(cursor.fetchall(), key=lambda row: row[0])  # stable: each one's order
+    return [row[1:] for row in rows]
 
 
 def all_of(masks):
