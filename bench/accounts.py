@@ -6,27 +6,20 @@ Run by `make bench` on the database the page figures used (args.rows tasks, spre
 bench/fixtures.py over its ACCOUNTS channels). Adds the Account rows of those channels,
 times the accounts' roll-up's first roll of the week (tasks/accounts/rollup.py; once, a
 page pays it on a fresh mirror) and a refresh that looks for changed tasks (a page's
-once a minute), then times `/discord-accounts/` and `/tasks/` the same way as
-bench/pages.py: the median of several requests after a warm-up.
+once a minute), then times `/discord-accounts/` in turn with the list page
+(bench/common.page_medians).
 """
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mjsite.settings")
-os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import list_url, page_medians, setup_django  # noqa: E402
 
-import django  # noqa: E402
+setup_django()
 
-django.setup()
-
-from common import page_seconds  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -73,10 +66,12 @@ def main():
     figures = {
         "accounts_roll_s": seconds(rollup.refresh),
         "accounts_scan_s": seconds(rollup.refresh),
-        "accounts_s": page_seconds(client, "/discord-accounts/"),
-        "accounts_list_s": page_seconds(client, "/tasks/"),
         "accounts_tasks": Task.objects.count(),
     }
+    reference = list_url()
+    times = page_medians(client, [reference, "/discord-accounts/"])
+    figures["accounts_s"] = times["/discord-accounts/"]
+    figures["accounts_list_s"] = times[reference]
     figures["accounts_vs_list"] = figures["accounts_s"] / figures["accounts_list_s"]
     print(json.dumps(figures))
 

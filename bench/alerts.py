@@ -9,38 +9,19 @@ No channel is set up: the figure is the rules' reading, not a webhook's answer.
 """
 
 import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mjsite.settings")
-os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import get_seconds, list_url, median_seconds, setup_django  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from tasks.alerts.incidents import evaluate  # noqa: E402
 from tasks.models import Channel  # noqa: E402
-
-REPEAT = 5
-
-
-def median_seconds(run):
-    run()  # warm-up
-    times = []
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -51,10 +32,8 @@ def main():
     client = Client()
     client.force_login(user)
 
-    def list_page():
-        assert client.get("/tasks/").status_code == 200
-
-    list_s = median_seconds(list_page)
+    reference = list_url()
+    list_s = median_seconds(lambda: get_seconds(client, reference))
     alerts_s = median_seconds(evaluate)
     print(
         json.dumps(

@@ -43,10 +43,10 @@ FAILS = ["Invalid Form Body", "任务超时", "[Internal Server Error] upstream"
 ACCOUNTS = [f"11181383385625{n:05d}" for n in range(50)]
 CALLERS = [f"chat-{n}" for n in range(200)] + [None] * 20
 BATCH = 5000
+SPREAD_MS = 60 * 24 * 3600 * 1000  # tasks are spread over the last 60 days
 
 
-def make_record(i, now_ms, rng):
-    submit = now_ms - rng.randrange(60 * 24 * 3600 * 1000)
+def make_record(i, submit, rng):
     status = rng.choice(STATUSES)
     action = rng.choice(ACTIONS)
     zh = rng.choice(WORDS_ZH)
@@ -106,8 +106,11 @@ DEFAULTS = {f.column: None for f in FIELDS if f.null}
 
 def fill(count, extra=(), source_name="default"):
     rng = random.Random(1)
+    # Oldest first, as a mirror that kept up stored them: ids follow submit times, which
+    # the search index's order (tasks/db/search.py) and the roll-ups' ranges expect.
     now = timezone.now()
     now_ms = int(time.time() * 1000)
+    submits = sorted(now_ms - rng.randrange(SPREAD_MS) for _ in range(count))
     source, _ = Source.objects.get_or_create(
         name=source_name, defaults={"base_url": "http://127.0.0.1:9"}
     )
@@ -116,7 +119,7 @@ def fill(count, extra=(), source_name="default"):
     pending = [row_for(source.pk, rec, now) for rec in extra]
     seen = set()
     for i in range(count):
-        record = make_record(i, now_ms, rng)
+        record = make_record(i, submits[i], rng)
         if record["id"] in seen:
             continue
         seen.add(record["id"])

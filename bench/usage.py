@@ -11,22 +11,15 @@ page does). Then the roll-up's rows: DailyUsage's, and UsageCell's per grouping
 """
 
 import json
-import os
-import statistics
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mjsite.settings")
-os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import get_seconds, list_url, page_medians, setup_django  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db.models import Count  # noqa: E402
@@ -34,27 +27,6 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from tasks.models import DailyUsage, UsageCell  # noqa: E402
-
-REPEAT = 7
-
-
-def seconds(client, url):
-    start = time.perf_counter()
-    response = client.get(url)
-    if hasattr(response, "streaming_content"):
-        b"".join(response.streaming_content)
-    assert response.status_code == 200, (url, response.status_code)
-    return time.perf_counter() - start
-
-
-def medians(client, urls):
-    """{url: median seconds}, the urls taken in turn REPEAT times after a warm-up each,
-    so that other work on the machine weighs on all of them alike."""
-    times = {url: [] for url in urls}
-    for _ in range(REPEAT):
-        for url in urls:
-            times[url].append(seconds(client, url))
-    return {url: statistics.median(t) for url, t in times.items()}
 
 
 def main():
@@ -64,21 +36,15 @@ def main():
     client = Client()
     client.force_login(user)
     today = timezone.localdate()
-    since = (timezone.now() - timedelta(days=7)).replace(microsecond=0)
-    list_query = urlencode(
-        {"status": "SUCCESS", "action": "IMAGINE", "submitted_after": since.isoformat()}
-    )
     month = {"start": today.replace(day=1).isoformat(), "end": today.isoformat(),
              "rows": "caller", "cols": "action"}  # fmt: skip
     year = {"start": (today - timedelta(days=364)).isoformat(), "end": today.isoformat(),
             "rows": "day", "cols": "account"}  # fmt: skip
     year_csv = {**year, "format": "csv"}
-    urls = [f"/tasks/?{list_query}", f"/usage/?{urlencode(month)}",
+    urls = [list_url(), f"/usage/?{urlencode(month)}",
             f"/usage/?{urlencode(year)}", f"/usage/?{urlencode(year_csv)}"]  # fmt: skip
-    first_roll_s = seconds(client, urls[1])  # the first /usage/ rolls everything up
-    for url in urls:
-        seconds(client, url)  # warm-up
-    list_s, month_s, year_s, year_csv_s = medians(client, urls).values()
+    first_roll_s = get_seconds(client, urls[1])  # the first /usage/ rolls everything up
+    list_s, month_s, year_s, year_csv_s = page_medians(client, urls).values()
     figures = {
         "usage_list_s": list_s,
         "usage_first_roll_s": first_roll_s,
