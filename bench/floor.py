@@ -3,6 +3,11 @@ executemany of the same rows into a bare table with the same columns, in one
 transaction, in the same database. Prints its figures as one JSON line.
 
     python bench/floor.py DATABASE_URL BODY_FILE
+    python bench/floor.py DATABASE_URL LIST_URL   (BENCH_SECRET: the proxy's secret)
+
+Given the list's URL, the floor fetches the same bytes from the same proxy as the sync
+does, and that fetch is timed with it (issue 19's floor); given a file, only the parse
+and the write are timed.
 """
 
 import json
@@ -78,7 +83,16 @@ def connect(url):
     return conn, "%s", "TIMESTAMPTZ", "BIGSERIAL PRIMARY KEY"
 
 
-def main(url, body_file):
+def fetch(list_url):
+    import requests
+
+    headers = {"mj-api-secret": os.getenv("BENCH_SECRET", "")}
+    response = requests.get(list_url, headers=headers, timeout=600)
+    response.raise_for_status()
+    return response.content
+
+
+def main(url, body_source):
     conn, mark, time_type, pk = connect(url)
     columns = ", ".join(
         f"{c} {time_type if c in TEXT_TYPES else ('INTEGER' if c == 'source_id' else 'TEXT')}"
@@ -88,10 +102,14 @@ def main(url, body_file):
     conn.execute(f"CREATE TABLE bench_floor (id {pk}, {columns})")
     marks = ", ".join([mark] * len(COLUMNS))
     insert = f"INSERT INTO bench_floor ({', '.join(COLUMNS)}) VALUES ({marks})"
-    with open(body_file, "rb") as f:
-        body = f.read()
+    fetched = body_source.startswith(("http://", "https://"))
+    if not fetched:
+        with open(body_source, "rb") as f:
+            body = f.read()
 
     start = time.perf_counter()
+    if fetched:
+        body = fetch(body_source)
     records = json.loads(body)
     cursor = conn.cursor()
     cursor.execute("BEGIN")

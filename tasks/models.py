@@ -86,7 +86,9 @@ class TaskQuerySet(models.QuerySet):
 
 
 class Task(models.Model):
-    source = models.ForeignKey(Source, models.PROTECT, related_name="tasks")
+    # No index of its own: task_source_task_id_uniq starts with source and serves every
+    # query by source (an index less for each task the sync writes; migration 0023).
+    source = models.ForeignKey(Source, models.PROTECT, related_name="tasks", db_index=False)
     task_id = models.CharField(max_length=64)
     action = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=64, blank=True)
@@ -258,7 +260,8 @@ class TaskMedia(models.Model):
 class TaskEvent(models.Model):
     """One observed change of a task's status, progress or image: its timeline."""
 
-    task = models.ForeignKey(Task, models.CASCADE, related_name="events")
+    # No index of its own: taskevent_task_seen_idx starts with task (migration 0023).
+    task = models.ForeignKey(Task, models.CASCADE, related_name="events", db_index=False)
     seen = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=64, blank=True)
     progress = models.CharField(max_length=64, blank=True)

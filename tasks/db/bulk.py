@@ -45,10 +45,19 @@ def task_defaults():
     return dict(TASK_DEFAULTS)
 
 
+def sqlite_datetime(value):
+    """How Django stores an aware datetime in SQLite: naive UTC text."""
+    if not value:
+        return value
+    if value.tzinfo is UTC:
+        # The sync's times are all UTC already: the text without its "+00:00".
+        return value.isoformat(" ")[:-6]
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+
+
 def adapter(field, vendor):
     if isinstance(field, models.DateTimeField) and vendor == "sqlite":
-        # How Django stores an aware datetime in SQLite: naive UTC text.
-        return lambda v: v.astimezone(UTC).replace(tzinfo=None).isoformat(" ") if v else v
+        return sqlite_datetime
     if isinstance(field, models.JSONField):
         return lambda v: json.dumps(v, ensure_ascii=False)
     return None

@@ -79,13 +79,14 @@ UPSERT_FIELDS = (
 )
 # Written only when the image URL changed: the archive must copy the new image.
 IMAGE_FIELDS = ["image_state", "image_expires", "image_attempts", "image_next_try", "image_error"]
-# Columns the comparison needs; raw and the wide text columns stay in the database.
-STORED_FIELDS = ["task_id", "id", "raw_hash", "status", "progress", "progress_pct"]
-STORED_FIELDS += ["image_url", "in_queue", "gone_since", "first_seen", "last_seen"]
-# The write's locked read adds the finish time, which orders two finished records
-# (records.successor). The pre-read of a whole pass does not need it: it only compares
-# hashes, and on SQLite every datetime read is parsed in Python.
-WRITE_FIELDS = STORED_FIELDS + ["finished", "media"]
+# Columns the pre-read of a batch needs (store): the hash, and what Stored.seen_again
+# asks. Raw and the wide text columns stay in the database, and so does every column
+# only the write decides with: a full pass is mostly unchanged records, and on SQLite
+# every datetime read is parsed in Python.
+STORED_FIELDS = ["task_id", "raw_hash", "status", "in_queue", "gone_since", "last_seen"]
+# The write's locked read adds what records.successor and new_row compare and keep.
+WRITE_FIELDS = STORED_FIELDS + ["id", "progress", "progress_pct", "image_url", "first_seen"]
+WRITE_FIELDS += ["finished", "media"]
 # How stale Task.last_seen (the last pass that saw it upstream) may get: an unchanged
 # record is rewritten for it at most this often, so a pass an hour after another writes
 # nothing at all.
@@ -94,19 +95,22 @@ LAST_SEEN_EVERY = timedelta(hours=1)
 
 @dataclass
 class Stored:
+    """A stored row as STORED_FIELDS or WRITE_FIELDS read it, in their order."""
+
     task_id: str
-    pk: int
     raw_hash: str
     status: str
-    progress: str
-    progress_pct: int | None
-    image_url: str
     in_queue: bool
     gone_since: object
-    first_seen: object
     last_seen: object
-    finished: object = None  # read by write() only (WRITE_FIELDS)
-    media: list | None = None  # the same
+    # Read by write() only (WRITE_FIELDS).
+    pk: int | None = None
+    progress: str = ""
+    progress_pct: int | None = None
+    image_url: str = ""
+    first_seen: object = None
+    finished: object = None
+    media: list | None = None
 
     def queue_flag(self, in_queue):
         """in_queue as it should be stored (None: this answer does not say)."""

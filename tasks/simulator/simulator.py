@@ -21,6 +21,7 @@ from .server import Server
 from .store import Store, sort_key
 
 CHANNELS = 3  # Discord channels, one per simulated account
+RECORD_SIZES = ("full", "small")
 
 
 class Simulator:
@@ -40,12 +41,18 @@ class Simulator:
         admin_token="admin",  # noqa: S107 - trueai's own default when AdminToken is unset
         disable_account_after=None,
         exhaust_account_after=None,
+        record_size="full",
     ):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}, expected one of {sorted(FLAVORS)}")
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if record_size not in RECORD_SIZES:
+            raise ValueError(f"unknown record size {record_size!r}, expected one of {RECORD_SIZES}")
         self.flavor = FLAVORS[flavor]
+        # "small": records without buttons, about 1 KB, like older novicezk builds send
+        # (bench/run.py --record-size small: the sync's cost per row, not per byte).
+        self.small_records = record_size == "small"
         self.secret = secret or ""
         self.seed = seed
         self.clock = clock or RealClock()
@@ -200,6 +207,8 @@ class Simulator:
             return item
         record, extras = build(item, now, self._ctx, raw)
         record = self.flavor.shape(record, extras)
+        if self.small_records:
+            record.pop("buttons", None)
         if item.fields:
             for key, value in item.fields.items():
                 old = record.get(key)

@@ -54,6 +54,13 @@ class Command(BaseCommand):
             help="share (0 to 1) of new random tasks that fail: a spike for the alert rules",
         )
 
+        parser.add_argument(
+            "--record-size",
+            choices=("full", "small"),
+            default="full",
+            help="small: records without buttons (about 1 KB each), for the sync benchmark",
+        )
+
     def handle(self, *args, **opts):
         from tasks.simulator import Simulator
 
@@ -76,6 +83,7 @@ class Command(BaseCommand):
             admin_token=opts["admin_token"],
             disable_account_after=opts["disable_account_after"],
             exhaust_account_after=opts["exhaust_account_after"],
+            record_size=opts["record_size"],
         )
         sim.failure_rate = opts["failure_rate"]
         sim.start(host=opts["host"], port=opts["port"])
