@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.db import connection
 from django.test import override_settings
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tasks.ingest import records
@@ -371,6 +371,14 @@ def stored_rank(source, task_id):
 @given(
     sequence=st.lists(versions(numeric_progress=False), min_size=1, max_size=8),
     cuts=st.sets(st.integers(1, 7)),
+)
+@example(  # found by Hypothesis: "0%" then a copy of the stored record, in one answer
+    sequence=[
+        {"id": "1700000000000777", "status": "NOT_START", "progress": None, "n": 0},
+        {"id": "1700000000000777", "status": "NOT_START", "progress": "0%", "n": 0},
+        {"id": "1700000000000777", "status": "NOT_START", "progress": None, "n": 0},
+    ],
+    cuts={1},
 )
 def test_any_order_of_records_never_lowers_the_state_or_the_percentage(sequence, cuts):
     # Words ("Stopped"), nulls, unknown statuses and duplicates in one answer: the

@@ -648,13 +648,23 @@ def write(source, received, typed, now, in_queue, via):
     touch = {}  # pk: the queue flag to store (None: leave it) for rows only seen again
     for task_id, got in received.items():
         task = stored.get(task_id)
-        if task is not None and task.raw_hash == got.raw_hash:
+        record = typed.get(task_id)
+        # The stored text, and as far along: nothing to write. (Duplicates in one answer
+        # may carry a percentage forward to a record without one that equals the stored
+        # record: then it is further along than its text says.)
+        if (
+            task is not None
+            and task.raw_hash == got.raw_hash
+            and (
+                record is None or record.rank == records.state_rank(task.status, task.progress_pct)
+            )
+        ):
             counts.unchanged += 1
             if task.seen_again(in_queue, now):
                 touch[task.pk] = task.queue_flag(in_queue)
             continue
         # Changed since the hash lookup by another writer: type it now (it was valid then).
-        record = typed.get(task_id) or records.normalise(got.item, got)
+        record = record or records.normalise(got.item, got)
         if task is None:
             row = new_row(source, record, now, in_queue, first_seen=now)
             upserts.append(row)
