@@ -5,7 +5,8 @@ read the ratios, not the seconds. Options: --tasks N (default 100000),
 --rows N for the million-row figures (default 1000000), --only sqlite|postgresql,
 --skip-pages, --skip-archive, --skip-zip, --archive-only (figure 7 alone, about a minute),
 --quick (10,000 tasks, 100,000 rows, no archive or ZIP: about two minutes),
---only-sync (figures 1-3 alone), --record-size small (1 KB records without buttons).
+--only-sync (figures 1-3 alone), --record-size full|small (figures 1-3 for the simulator's
+full records, with buttons, or its 1 KB records without; by default both).
 BENCH_DATA moves bench/data (the SQLite database and the list body) elsewhere.
 """
 
@@ -143,6 +144,45 @@ def sync_figures(db, sim_url, body_file, body_mb):
     }
 
 
+def record_size_figures(tasks, size, vendors, results):
+    """Figures 1-3 for the simulator's records of one size ("full": with buttons, about
+    1.9 KB; "small": novicezk-shaped, about 1 KB), on each database: {vendor: figures}."""
+    say(f"starting the simulator with {tasks:,} {size} records…")
+    t0 = time.perf_counter()
+    sim, sim_url = start_simulator(tasks, record_size=size)
+    started = time.perf_counter() - t0
+    try:
+        import requests
+
+        body_file = DATA / "list.json"
+        t0 = time.perf_counter()
+        with (
+            requests.get(
+                f"{sim_url}/mj/task/list",
+                headers={"mj-api-secret": SECRET},
+                stream=True,
+                timeout=600,
+            ) as r,
+            open(body_file, "wb") as f,
+        ):
+            shutil.copyfileobj(r.raw, f)
+        transfer = time.perf_counter() - t0
+        body_mb = body_file.stat().st_size / 1024 / 1024
+        results[f"list_body_mb_{size}"] = body_mb
+        say(
+            f"  the simulator started in {started:.1f} s; "
+            f"/mj/task/list: {body_mb:.0f} MB, served in {transfer:.1f} s"
+        )
+        figures = {}
+        for vendor in vendors:
+            say(f"[{vendor}] full sync of {tasks:,} {size} records against the floor…")
+            figures[vendor] = sync_figures(Database(vendor), sim_url, body_file, body_mb)
+        return figures
+    finally:
+        sim.terminate()
+        sim.wait()
+
+
 def light_pass_figures(db, stored_counts, unfinished=1000):
     """Figure 4: a light pass over 1,000 unfinished tasks, with more or fewer stored."""
     from tasks.simulator import ManualClock, Simulator
@@ -205,7 +245,7 @@ def main():
     parser.add_argument("--skip-zip", action="store_true")
     parser.add_argument("--archive-only", action="store_true")
     parser.add_argument("--only-sync", action="store_true")
-    parser.add_argument("--record-size", choices=["full", "small"], default="full")
+    parser.add_argument("--record-size", choices=["full", "small"], help="one size alone")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -234,45 +274,16 @@ def main():
 
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
     results = {"machine": machine, "tasks": args.tasks, "rows": args.rows, "databases": {}}
-    results["record_size"] = args.record_size
     say(f"mjsite benchmarks on {machine}")
 
-    say(f"starting the simulator with {args.tasks:,} tasks…")
-    t0 = time.perf_counter()
-    sim, sim_url = start_simulator(args.tasks, record_size=args.record_size)
-    results["simulator_start_s"] = time.perf_counter() - t0
-    try:
-        import requests
-
-        body_file = DATA / "list.json"
-        t0 = time.perf_counter()
-        with (
-            requests.get(
-                f"{sim_url}/mj/task/list",
-                headers={"mj-api-secret": SECRET},
-                stream=True,
-                timeout=600,
-            ) as r,
-            open(body_file, "wb") as f,
-        ):
-            shutil.copyfileobj(r.raw, f)
-        transfer = time.perf_counter() - t0
-        body_mb = body_file.stat().st_size / 1024 / 1024
-        results["list_body_mb"] = body_mb
-        results["list_transfer_s"] = transfer
-        say(
-            f"  the simulator started in {results['simulator_start_s']:.1f} s; "
-            f"/mj/task/list: {body_mb:.0f} MB, served in {transfer:.1f} s"
-        )
-        for vendor in vendors:
-            db = Database(vendor)
-            say(f"[{vendor}] full sync of {args.tasks:,} tasks against the floor…")
+    sizes = [args.record_size] if args.record_size else ["full", "small"]
+    for size in sizes:
+        figures = record_size_figures(args.tasks, size, vendors, results)
+        prefix = "" if size == "full" else "small_"
+        for vendor, values in figures.items():
             results["databases"].setdefault(vendor, {}).update(
-                sync_figures(db, sim_url, body_file, body_mb)
+                {f"{prefix}{key}": value for key, value in values.items()}
             )
-    finally:
-        sim.terminate()
-        sim.wait()
     if args.only_sync:
         print_table(results)
         return
@@ -327,6 +338,27 @@ TABLE = [
     ("1 full sync vs floor", "full_sync_s", "floor_s", "full_sync_ratio", "≤ 2"),
     ("2 unchanged sync vs floor", "unchanged_sync_s", "floor_s", "unchanged_sync_ratio", "≤ 1"),
     ("3 peak RSS vs body (MB)", "peak_rss_mb", "body_mb", "rss_ratio", "≤ 3"),
+    (
+        "1 full sync, 1 KB records",
+        "small_full_sync_s",
+        "small_floor_s",
+        "small_full_sync_ratio",
+        "≤ 3",
+    ),
+    (
+        "2 unchanged sync, 1 KB records",
+        "small_unchanged_sync_s",
+        "small_floor_s",
+        "small_unchanged_sync_ratio",
+        "≤ 1",
+    ),
+    (
+        "3 peak RSS, 1 KB records (MB)",
+        "small_peak_rss_mb",
+        "small_body_mb",
+        "small_rss_ratio",
+        "≤ 3",
+    ),
     ("4 light pass, big vs 10k", "light_big_s", "light_10k_s", "light_ratio", "≤ 1.5"),
     ("5 stock admin vs list page", "admin_first_s", "list_first_s", "list_vs_admin", "≥ 10"),
     ("5 list page 1000 vs page 1", "list_deep_s", "list_first_s", "deep_vs_first", "≤ 1.2"),
@@ -355,10 +387,12 @@ def met(ratio, target):
 
 def print_table(results):
     say("")
-    say(
-        f"machine: {results['machine']}; list body {results['list_body_mb']:.0f} MB "
-        f"({results['record_size']} records)"
+    bodies = ", ".join(
+        f"{size} records {results[f'list_body_mb_{size}']:.0f} MB"
+        for size in ("full", "small")
+        if f"list_body_mb_{size}" in results
     )
+    say(f"machine: {results['machine']}; list bodies: {bodies}")
     say(f"{results['tasks']:,} tasks synced; {results['rows']:,} stored for figures 4-11")
     header = f"{'figure':34} {'database':10} {'value':>9} {'reference':>9} {'ratio':>7}  target"
     say(header)
