@@ -20,21 +20,37 @@ def duration(value):
     """A timedelta as people read it: 362 ms, 48 s, 3 min 5 s, 2 h 10 min, 3 d 4 h."""
     if not isinstance(value, timedelta):
         return ""
-    seconds = value.total_seconds()
+    return seconds_text(value.total_seconds(), duration_formats())
+
+
+def duration_formats():
+    """The units' formats in the active language: a page writing thousands of durations
+    translates them once (tasks/usage/table.py) and calls seconds_text."""
+    return {
+        "ms": _("%(n)d ms"),
+        "s": _("%(n)s s"),
+        "min": _("%(m)d min %(s)d s"),
+        "h": _("%(h)d h %(m)d min"),
+        "d": _("%(d)d d %(h)d h"),
+    }
+
+
+def seconds_text(seconds, formats):
+    """duration() of a number of seconds, with duration_formats()."""
     if seconds < 0:
         return ""
     if seconds < 1:
-        return _("%(n)d ms") % {"n": round(seconds * 1000)}
+        return formats["ms"] % {"n": round(seconds * 1000)}
     if seconds < 60:
-        return _("%(n)s s") % {"n": f"{seconds:.1f}".rstrip("0").rstrip(".")}
+        return formats["s"] % {"n": f"{seconds:.1f}".rstrip("0").rstrip(".")}
     minutes, sec = divmod(int(seconds), 60)
     if minutes < 60:
-        return _("%(m)d min %(s)d s") % {"m": minutes, "s": sec}
+        return formats["min"] % {"m": minutes, "s": sec}
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
+        return formats["h"] % {"h": hours, "m": minutes}
     days, hours = divmod(hours, 24)
-    return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
+    return formats["d"] % {"d": days, "h": hours}
 
 
 # **bold** on one line, as Discord writes it; the text between is never empty or starred.

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from tasks.templatetags.task_tags import duration
+from tasks.templatetags.task_tags import duration_formats, seconds_text
 
 # The task list's parameter for each grouping (tasks/web/filters.py); a day is a range.
 LIST_PARAMS = {"caller": "caller", "account": "account", "source": "source",
@@ -81,6 +81,7 @@ class Cells:
         self.links = Links(report)
         self.titles = [escape(_(figure)) for figure in STATUS_PARAMS]
         self.run_times = {}  # whole seconds -> text: many cells share one
+        self.duration_formats = duration_formats()
 
     def td(self, figures, values, css="num"):
         if figures is None:
@@ -108,7 +109,8 @@ class Cells:
     def run_time(self, run_seconds):
         seconds = shown_seconds(round(run_seconds))
         if seconds not in self.run_times:
-            self.run_times[seconds] = escape(duration(timedelta(seconds=seconds)) or "0 s")
+            text = seconds_text(seconds, self.duration_formats)
+            self.run_times[seconds] = escape(text or "0 s")
         return self.run_times[seconds]
 
     def row(self, cells, total, values):
@@ -120,7 +122,7 @@ class Cells:
 
 
 def shown_seconds(seconds):
-    """Whole seconds cut to what duration() shows of them (minutes from an hour on, hours
+    """Whole seconds cut to what seconds_text() shows of them (minutes from an hour on, hours
     from two days on), so that cells showing the same text format it once: a year's
     table has thousands of different run times and a few hundred different texts."""
     if seconds < 3600:
