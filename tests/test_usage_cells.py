@@ -14,6 +14,7 @@ import pytest
 from tasks.models import DailyUsage, Price, Source, Task, UsageCell, UsageRollup
 from tasks.templatetags.task_tags import duration
 from tasks.usage import cells, rollup, table
+from tasks.usage.prices import money
 from tests.conftest import make_task
 
 pytestmark = pytest.mark.django_db
@@ -218,3 +219,9 @@ def test_a_run_time_is_cut_only_to_what_the_page_shows_of_it():
         assert duration(timedelta(seconds=shown)) == duration(timedelta(seconds=seconds))
     # Cells that show the same text share one: a year of run times, a few hundred texts.
     assert len({table.shown_seconds(s) for s in range(3600, 48 * 3600)}) == 47 * 60
+
+
+def test_money_is_written_with_two_to_four_decimals_from_whole_units():
+    written = {0: "0.00", 1: "0.0001", 1500: "0.15", 10_000: "1.00", 12_345: "1.2345"}
+    written |= {8_000_000: "800.00", -5: "-0.0005", -25_000: "-2.50"}
+    assert {units: money(units) for units in written} == written

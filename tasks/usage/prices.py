@@ -64,8 +64,9 @@ def amount(units):
     return Decimal(units) * COST_UNIT
 
 
-def money(amount):
-    """An amount as text: at least two decimals, no trailing zeros beyond them."""
-    text = f"{Decimal(amount):.4f}".rstrip("0")
-    whole, _, cents = text.partition(".")
-    return f"{whole}.{cents.ljust(2, '0')}"
+def money(units):
+    """An amount in COST_UNITs as text: at least two decimals, no trailing zeros beyond
+    them. Integer arithmetic: a table writes thousands of them."""
+    whole, fraction = divmod(abs(units), 10_000)
+    decimals = f"{fraction:04d}".rstrip("0").ljust(2, "0")
+    return f"{'-' if units < 0 else ''}{whole}.{decimals}"

@@ -82,10 +82,10 @@ class Figures:
     cancelled: int = 0
     run_seconds: float = 0.0
     charged_failed: int = 0  # failed or cancelled, yet charged
-    cost: Counter = field(default_factory=Counter)  # currency -> Decimal
+    cost: Counter = field(default_factory=Counter)  # currency -> COST_UNITs (an int)
 
     def add(self, tasks, succeeded, failed, cancelled, run_seconds, charged_failed, cost):
-        """Add a line's figures; `cost` is (currency, amount), or None where the line
+        """Add a line's figures; `cost` is (currency, COST_UNITs), or None where the line
         charges nothing."""
         self.tasks += tasks
         self.succeeded += succeeded
@@ -143,7 +143,7 @@ def build(start, end, rows, cols):
         n, succeeded, failed, cancelled, run, quota, charged, charged_failed, units = sums
         r, c = shown[rows, r], shown[cols, c]
         # A currency counts where a task is charged in it, even at a price of 0.
-        cost = (currency, prices.amount(units)) if currency and charged else None
+        cost = (currency, units) if currency and charged else None
         for figures in (table[r, c], row_totals[r], col_totals[c], total):
             figures.add(n, succeeded, failed, cancelled, run, charged_failed, cost)
         quota_charged += quota
@@ -227,5 +227,5 @@ def text_of(value):
 def as_decimal(figures):
     """The cost as one number where one currency is in use (for a spreadsheet's cell)."""
     if len(figures.cost) == 1:
-        return next(iter(figures.cost.values()))
+        return prices.amount(next(iter(figures.cost.values())))
     return Decimal(0) if not figures.cost else figures.cost_text
