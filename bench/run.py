@@ -4,7 +4,7 @@ Prints a table and writes bench/results.json. Machines are shared and noisy:
 read the ratios, not the seconds. Options: --tasks N (default 100000),
 --rows N for the million-row figures (default 1000000), --only sqlite|postgresql,
 --skip-pages, --skip-archive, --skip-zip, --archive-only (figure 7 alone, about a minute),
---quick (10,000 tasks, 100,000 rows, no archive or ZIP: about two minutes),
+--quick (10,000 tasks, 100,000 rows, no archive or ZIP: about three minutes),
 --only-sync (figures 1-3 alone), --record-size full|small (figures 1-3 for the simulator's
 full records, with buttons, or its 1 KB records without; by default both).
 BENCH_DATA moves bench/data (the SQLite database and the list body) elsewhere.
@@ -250,7 +250,7 @@ def main():
         "--quick",
         action="store_true",
         help="10,000 tasks, 100,000 rows, three requests a figure, no archive or ZIP: "
-        "a check before a commit, in about two minutes",
+        "a check before a commit, in about three minutes",
     )
     args = parser.parse_args()
     if args.quick:
