@@ -2,12 +2,10 @@
 the tasks say, at the windows' edges, after syncs, status changes and deletes."""
 
 import random
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -16,6 +14,7 @@ from tasks.accounts import rollup
 from tasks.accounts.figures import figures_for
 from tasks.ingest.sync import ingest
 from tasks.models import AccountHour, AccountRollup, Source, Task
+from tests.threads import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -200,24 +199,8 @@ def test_a_roll_left_behind_by_more_than_the_window_counts_afresh(source, monkey
 def test_two_refreshes_at_once_count_every_task_once(source):
     now = timezone.now()
     Task.objects.bulk_create(task_row(source, n, now - n * 3 * HOUR) for n in range(1, 50))
-    errors, start = [], threading.Barrier(2)
+    at_once(rollup.refresh)
 
-    def run():
-        try:
-            start.wait()
-            rollup.refresh()
-        except Exception as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
     assert (
         AccountHour.objects.aggregate(n=Sum("n"))["n"]
         == Task.objects.filter(

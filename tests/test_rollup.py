@@ -1,14 +1,12 @@
 """The overview's hourly roll-up (tasks/reports/rollup.py): what a GROUP BY over Task says."""
 
 import random
-import threading
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -17,6 +15,7 @@ from tasks.models import HourlyCount, RolledHour, Source, Task
 from tasks.reports import overview as stats
 from tasks.reports import rollup
 from tests.conftest import make_task
+from tests.threads import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -297,23 +296,7 @@ def test_the_overview_looks_for_changed_tasks_at_most_once_a_minute(source_with_
 
 @pytest.mark.django_db(transaction=True)
 def test_two_refreshes_at_once_count_every_task_once(mixed):
-    errors, start = [], threading.Barrier(2)
+    at_once(rollup.refresh)
 
-    def run():
-        try:
-            start.wait()
-            rollup.refresh()
-        except Exception as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
     assert_matches_tasks()
     assert RolledHour.objects.count() == 30 * 24

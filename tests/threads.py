@@ -58,6 +58,21 @@ def join_all(threads, timeout=JOIN_SECONDS):
     return [result for result, _ in outcomes]
 
 
+def at_once(target, times=2):
+    """Call target() in `times` Racers released together by a barrier; return their results
+    (what one of them raised is raised here, after every thread has ended)."""
+    start = threading.Barrier(times)
+
+    def run():
+        start.wait(JOIN_SECONDS)
+        return target()
+
+    racers = [Racer(run, name=f"at-once-{n}") for n in range(times)]
+    for racer in racers:
+        racer.start()
+    return join_all(racers)
+
+
 class SleepWatch:
     """Stands in for a module's `time` (monkeypatch.setattr(module, "time", watch)): every
     sleep is noted, with the thread that took it, and `began` is set at the first; the
