@@ -4,7 +4,7 @@ Prints a table and writes bench/results.json. Machines are shared and noisy:
 read the ratios, not the seconds. Options: --tasks N (default 100000),
 --rows N for the million-row figures (default 1000000), --only sqlite|postgresql,
 --skip-pages, --skip-archive, --skip-zip, --archive-only (figure 7 alone, about a minute),
---quick (10,000 tasks, 100,000 rows, no archive or ZIP: about three minutes),
+--quick (10,000 tasks, 100,000 rows, full records, no archive or ZIP: about two minutes),
 --only-sync (figures 1-3 alone), --record-size full|small (figures 1-3 for the simulator's
 full records, with buttons, or its 1 KB records without; by default both).
 BENCH_DATA moves bench/data (the SQLite database and the list body) elsewhere.
@@ -249,12 +249,13 @@ def main():
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="10,000 tasks, 100,000 rows, three requests a figure, no archive or ZIP: "
-        "a check before a commit, in about three minutes",
+        help="10,000 tasks, 100,000 rows, full records, three requests a figure, no archive "
+        "or ZIP: a check before a commit, in about two minutes",
     )
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.rows, args.skip_archive, args.skip_zip = 10_000, 100_000, True, True
+        args.record_size = args.record_size or "full"
         os.environ["BENCH_REPEAT"] = "3"
     DATA.mkdir(parents=True, exist_ok=True)
     if args.archive_only:
@@ -274,6 +275,7 @@ def main():
 
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
     results = {"machine": machine, "tasks": args.tasks, "rows": args.rows, "databases": {}}
+    results["quick"] = args.quick
     say(f"mjsite benchmarks on {machine}")
 
     sizes = [args.record_size] if args.record_size else ["full", "small"]
@@ -394,6 +396,8 @@ def print_table(results):
     )
     say(f"machine: {results['machine']}; list bodies: {bodies}")
     say(f"{results['tasks']:,} tasks synced; {results['rows']:,} stored for figures 4-11")
+    if results["quick"]:
+        say("--quick: a tenth of the targets' sizes, where fixed costs weigh more: not judged")
     header = f"{'figure':34} {'database':10} {'value':>9} {'reference':>9} {'ratio':>7}  target"
     say(header)
     say("-" * len(header))
@@ -405,7 +409,7 @@ def print_table(results):
             say(
                 f"{label:34} {vendor:10} {figures[value_key]:>9.3f} "
                 f"{figures[reference_key]:>9.3f} {ratio:>6.2f}×  {target}×"
-                + ("" if met(ratio, target) else "  MISSED")
+                + ("" if results["quick"] or met(ratio, target) else "  MISSED")
             )
 
 
