@@ -22,6 +22,8 @@ SCHEDULES = {
     # The same for the accounts page's hours: its first view after a quiet week would
     # otherwise pay for rolling the week (seconds at a million tasks).
     "mjsite: accounts roll-up": ("tasks.accounts.rollup.scheduled_refresh", 5),
+    # And for /usage/'s days: the first roll after a deploy takes minutes at a million tasks.
+    "mjsite: usage roll-up": ("tasks.usage.rollup.refresh", 5),
     "mjsite: alerts": ("tasks.alerts.incidents.scheduled_evaluation", "MJ_ALERT_MINUTES"),
 }
 

@@ -225,3 +225,16 @@ def test_money_is_written_with_two_to_four_decimals_from_whole_units():
     written = {0: "0.00", 1: "0.0001", 1500: "0.15", 10_000: "1.00", 12_345: "1.2345"}
     written |= {8_000_000: "800.00", -5: "-0.0005", -25_000: "-2.50"}
     assert {units: money(units) for units in written} == written
+
+
+def test_the_schedule_rolls_and_prices_the_days_before_a_page_asks(specs, sources):
+    from django.utils.module_loading import import_string
+
+    from tasks.bootstrap import SCHEDULES
+
+    import_string(SCHEDULES["mjsite: usage roll-up"][0])()
+    assert DailyUsage.objects.filter(day__in=DAYS).exists()
+    source_ids = {name: source.pk for name, source in sources.items()}
+    assert summed_here(("caller",)) == counted_here(specs, ("caller",), source_ids)
+    # A page finds nothing left to roll.
+    assert rollup.refresh(at_most_every=timedelta(minutes=1)) == 0
