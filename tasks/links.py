@@ -1,9 +1,19 @@
 """Small facts about media URLs, shared by the sync, the archive and the pages."""
 
+import functools
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit as parse_url
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm")
+
+
+@functools.lru_cache(maxsize=4096)
+def urlsplit(url):
+    """urllib's urlsplit, remembered for a sync batch's links: the sync asks about each
+    record's image link four times (is it a web link, a video, when does it expire), the
+    last when the whole batch has been read."""
+    return parse_url(url)
 
 
 def is_web_url(url):

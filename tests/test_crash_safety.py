@@ -244,17 +244,21 @@ AIMS = {
 }
 
 
-def proxy_ids(sim, path):
+def proxy_ids(sim, path, in_submit_order=False):
     response = requests.get(sim.url + path, headers={"mj-api-secret": sim.secret}, timeout=30)
     response.raise_for_status()
-    return [record["id"] for record in response.json()]
+    records = response.json()
+    if in_submit_order:
+        records.sort(key=lambda record: record["submitTime"])
+    return [record["id"] for record in records]
 
 
 def committed_counts(sim):
     """Every task count a pass from scratch can leave committed: nothing, the queue's
-    transaction, then the queue plus each further batch of the list (in list order)."""
+    transaction, then the queue plus each further batch of the list (which the pass takes
+    oldest first)."""
     queued = set(proxy_ids(sim, "/mj/task/queue"))
-    listed = proxy_ids(sim, "/mj/task/list")
+    listed = proxy_ids(sim, "/mj/task/list", in_submit_order=True)
     counts = {0}
     for batches in range(math.ceil(len(listed) / BATCH) + 1):
         counts.add(len(queued.union(listed[: batches * BATCH])))

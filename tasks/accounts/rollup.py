@@ -142,7 +142,7 @@ def recount(hours):
     )
     rows = [(as_hour(hour), *rest) for hour, *rest in rows]
     AccountHour.objects.filter(within("hour", ranges)).delete()
-    insert(AccountHour, FIELDS, rows)
+    bulk.insert_each(AccountHour, FIELDS, rows)
     if len(hours) >= ANALYZE_AFTER:
         analyze(AccountHour)
 
@@ -167,15 +167,9 @@ def sum_totals(current, now):
     week, day, today = firsts(starts(now))
     rows = list(summed(AccountHour.objects.filter(hour__lt=current.through), (week, day, today)))
     AccountTotal.objects.all().delete()
-    insert(AccountTotal, (*KEY, *WINDOWS), rows)
+    bulk.insert_each(AccountTotal, (*KEY, *WINDOWS), rows)
     current.week_from, current.day_from, current.today_from = week, day, today
     current.save()
-
-
-def insert(model, fields, rows):
-    """COPY on PostgreSQL when there are many rows (a first roll's week of hours goes
-    in four times faster), else one executemany."""
-    (bulk.copy if bulk.use_copy(rows) else bulk.insert_each)(model, fields, rows)
 
 
 def summed(hours, firsts):

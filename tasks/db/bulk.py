@@ -15,12 +15,15 @@ full sync's time), and COPY is the server's own fast path. The stored rows of a
 batch are read through a join that always plans as unique-index lookups.
 """
 
+import contextlib
 import json
 import operator
+import sqlite3
 from datetime import UTC
 
 from django.db import IntegrityError, connection, models
 
+from tasks.db import search
 from tasks.models import Task, TaskEvent
 
 MAX_ROWS = 500  # rows per statement, within SQLite's parameter limit
@@ -89,9 +92,34 @@ def row_reader(fields, vendor, rows):
 
 
 def placeholder(field, vendor):
+    if vendor == "sqlite":
+        return "?"  # run by statements()
     if isinstance(field, models.JSONField) and vendor == "postgresql":
         return "%s::jsonb"
     return "%s"
+
+
+@contextlib.contextmanager
+def statements():
+    """A cursor for the statements insert_into writes: on SQLite the driver's own, which
+    takes their ? marks as they are (Django's rewrites every %s of a statement's text, a
+    10,000-mark insert, with a regular expression), its errors still turned into Django's."""
+    with connection.cursor() as cursor:
+        if connection.vendor != "sqlite":
+            yield cursor
+            return
+        with (
+            connection.wrap_database_errors,
+            contextlib.closing(connection.connection.cursor()) as raw,
+        ):
+            yield raw
+
+
+def max_parameters():
+    if connection.vendor == "sqlite":
+        # Django assumes 999 for every SQLite; this one's limit is often 32,766 or more.
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return connection.features.max_query_params or 65535
 
 
 def insert_into(model, fields, vendor):
@@ -124,10 +152,9 @@ def insert(model, fields, rows, conflict=None, update=(), returning=False):
         tail = f" ON CONFLICT ({targets}) {action}"
     if returning:
         tail += " RETURNING " + ", ".join(quote(c) for c in returning)
-    limit = connection.features.max_query_params or 65535
-    per_statement = max(1, min(MAX_ROWS, limit // len(fields)))
+    per_statement = max(1, min(MAX_ROWS, max_parameters() // len(fields)))
     result = []
-    with connection.cursor() as cursor:
+    with statements() as cursor:
         for start in range(0, len(rows), per_statement):
             batch = rows[start : start + per_statement]
             params = []
@@ -141,19 +168,40 @@ def insert(model, fields, rows, conflict=None, update=(), returning=False):
 
 def create_tasks(rows):
     """Insert new task rows; return {task_id: pk}, or raise IntegrityError when another
-    writer created one of them since we looked (the caller decides that batch again)."""
+    writer created one of them since we looked (the caller decides that batch again).
+
+    In submit order, so that ids ascend with submit time, and with them the SQLite search
+    index's keys (search.key_of), which it takes fastest in ascending order."""
+    rows = sorted(rows, key=submit_order)
     if use_copy(rows):
         return copy_new_tasks(rows)
-    returned = insert(
-        Task,
-        TASK_FIELDS,
-        rows,
-        conflict=["source_id", "task_id"],
-        returning=["id", "task_id"],
-    )
+    sqlite = connection.vendor == "sqlite"
+    with search.indexed_by_writer() if sqlite else contextlib.nullcontext():
+        returned = insert(
+            Task,
+            TASK_FIELDS,
+            rows,
+            conflict=["source_id", "task_id"],
+            returning=["id", "task_id"],
+        )
     if len(returned) != len(rows):
         raise IntegrityError("a task of this batch was created by another writer meanwhile")
-    return {task_id: pk for pk, task_id in returned}
+    pks = {task_id: pk for pk, task_id in returned}
+    if sqlite:
+        with statements() as cursor:
+            tasks = [(pks[row["task_id"]], *search_columns(row)) for row in rows]
+            search.index_new_tasks(cursor, tasks)
+    return pks
+
+
+def submit_order(row):
+    # Tasks without submit time first: their search key is their id alone, the lowest.
+    submitted = row["submitted"]
+    return (submitted is not None, submitted or 0)
+
+
+def search_columns(row):
+    return row["submitted"], row["prompt"], row["prompt_en"], row["description"], row["fail_reason"]
 
 
 def upsert_tasks(rows, update):
@@ -178,15 +226,20 @@ def insert_events(rows):
 
 def insert_each(model, fields, rows):
     """Insert rows with one single-row INSERT run for each (one executemany): a single
-    statement for any number of rows, where insert() needs one per MAX_ROWS (or per 999
-    parameters on SQLite) and bulk_create many more. No conflict handling, no RETURNING."""
+    statement for any number of rows, where insert() needs one per MAX_ROWS and
+    bulk_create many more. No conflict handling, no RETURNING. On PostgreSQL many rows go
+    in by COPY instead (the roll-ups' first rolls: a week of account hours four times
+    faster, 757,000 usage rows in seconds instead of two minutes)."""
     if not rows:
+        return
+    if use_copy(rows):
+        copy(model, fields, rows)
         return
     fields = field_list(model, fields)
     vendor = connection.vendor
     head, marks = insert_into(model, fields, vendor)
     read = row_reader(fields, vendor, rows)
-    with connection.cursor() as cursor:
+    with statements() as cursor:
         cursor.executemany(head + marks, [read(row) for row in rows])
 
 
@@ -208,8 +261,14 @@ def copy_new_tasks(rows):
     pks = next_ids(Task, len(rows))
     for row, pk in zip(rows, pks, strict=True):
         row["id"] = pk
-    copy(Task, [Task._meta.pk, *TASK_FIELDS], rows)
+    copy(Task, [Task._meta.pk, *TASK_FIELDS], rows, search_doc=search_vector)
     return {row["task_id"]: row["id"] for row in rows}
+
+
+def search_vector(row):
+    return search.postgres_vector(
+        row["prompt"], row["prompt_en"], row["description"], row["fail_reason"]
+    )
 
 
 def next_ids(model, count):
@@ -222,18 +281,22 @@ def next_ids(model, count):
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def copy(model, fields, rows):
-    """COPY rows (as insert() takes them) into a model's table, in one stream."""
+def copy(model, fields, rows, **computed):
+    """COPY rows (as insert() takes them) into a model's table, in one stream; `computed`:
+    columns outside the model, by name, with the function of a row that gives its value."""
     fields = field_list(model, fields)
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join([quote(f.column) for f in fields] + [quote(name) for name in computed])
     read = row_reader(fields, "postgresql", rows)
+    extra = list(computed.values())
     sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
     # A raw psycopg COPY: errors are turned into Django's (IntegrityError) by hand.
     with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(sql) as stream:
             for row in rows:
-                stream.write_row(read(row))
+                values = read(row)
+                values.extend(value_of(row) for value_of in extra)
+                stream.write_row(values)
 
 
 def stored_tasks(source_id, task_ids, columns, lock=False):

@@ -9,19 +9,21 @@ normalised the same way and becomes a phrase of those words, so `灯塔` is the 
 "灯 塔" and matches wherever the two characters stand side by side.
 
 - SQLite: an FTS5 table `tasks_task_fts` (unicode61) kept in step by triggers that call
-  `tasks_search_text()`, a Python function registered on every connection (`install()`);
+  `tasks_search_text()`, a Python function registered on every connection (`install()`),
+  except for the tasks the sync creates, whose rows it writes itself (`index_new_tasks`);
   the query is an FTS5 phrase, `"灯 塔"`. Its rowid is the task's submit hour, then its
   id (`search_key`), so the index lists the newest hits first and stops at a LIMIT: a common
   word's newest page reads a few thousand hits, not all of them (TextSearch.recent).
   Prefixes of one to five characters have prefix indexes; a longer last word is looked up
   in the vocabulary and becomes "word" OR "wordier" (`fts5_query_sql`), since FTS5 would
   otherwise collect every hit of every word it begins before giving the first.
-- PostgreSQL: a stored generated column `tasks_task.search_doc`, to_tsvector('simple')
-  of the same normalised text computed by the SQL function `tasks_search_text()`, with a
+- PostgreSQL: a column `tasks_task.search_doc`, to_tsvector('simple') of the same
+  normalised text computed by the SQL function `tasks_search_text()` in a trigger (or, for
+  the plain texts of the tasks the sync creates, by `postgres_vector` in Python), with a
   GIN index `task_search_idx`; the query is `'灯' <-> '塔'`. Which index answers it is
   chosen per query in `search_postgresql.py`.
 Both are created by migration 0003_search (the SQLite table's present layout by
-0021_search_sqlite). Whitespace-separated parts of a query must all match (AND); a Latin
+0021_search_sqlite, the writers by 0024 and 0025). Whitespace-separated parts of a query must all match (AND); a Latin
 word at the end of a part also matches as a prefix ("light" finds "lighthouse"). A query
 that is a task id also matches that task exactly.
 
@@ -31,6 +33,8 @@ commoner one reads its newest COMMON (`sqlite_search`).
 """
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -71,9 +75,11 @@ LONGEST_INDEXED_PREFIX = 5
 MAX_EXPANSION = 16
 
 FTS_TABLE = "tasks_task_fts"
+SEARCHED_COLUMNS = ("prompt", "prompt_en", "description", "fail_reason")
 VOCABULARY = "tasks_task_fts_vocab"
 SQL_FUNCTION = "tasks_search_text"
 KEY_FUNCTION = "tasks_search_key"  # search_key
+AUTO_FUNCTION = "tasks_search_auto"  # auto_index
 
 
 def normalise(text):
@@ -275,14 +281,82 @@ def search_key(submitted, pk):
         return pk  # listed with the tasks without submit time: the write goes on
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    return key_of(moment, pk)
+
+
+def key_of(moment, pk):
+    """search_key of an aware datetime (or None) and an id."""
+    if moment is None:
+        return pk
     hour = max(int(moment.timestamp() // 3600) + 1, 1)
     return hour << KEY_ID_BITS | pk
+
+
+# The sync writes the index rows of the tasks it creates itself (index_new_tasks), in rowid
+# order and in one executemany: through the insert trigger, each row ran a trigger program
+# and two Python calls, and rows arriving newest first made FTS5 write its pending terms out
+# at every hour (together half of a 100,000-task sync's database time). While it inserts,
+# this flag makes the trigger's tasks_search_auto() false, so those rows are skipped.
+INDEXED_BY_WRITER = ContextVar("tasks_search_indexed_by_writer", default=False)
+
+
+def auto_index():
+    # The insert trigger's condition (as tasks_search_auto): index the row unless its writer does.
+    return 0 if INDEXED_BY_WRITER.get() else 1
+
+
+@contextmanager
+def indexed_by_writer():
+    """Inside: inserts into tasks_task leave the SQLite index to the caller, who must call
+    index_new_tasks for the rows it inserted, in the same transaction."""
+    token = INDEXED_BY_WRITER.set(True)
+    try:
+        yield
+    finally:
+        INDEXED_BY_WRITER.reset(token)
+
+
+def index_new_tasks(cursor, tasks):
+    """Add tasks just inserted inside indexed_by_writer() to the SQLite index; tasks are
+    (id, submitted datetime, prompt, prompt_en, description, fail_reason) tuples."""
+    entries = sorted((key_of(moment, pk), document(*texts)) for pk, moment, *texts in tasks)
+    cursor.executemany("INSERT INTO tasks_task_fts(rowid, body) VALUES (?, ?)", entries)
+
+
+# PostgreSQL: the sync's COPY writes search_doc itself for texts whose words the server's
+# to_tsvector('simple') is sure to take exactly as Python splits them (ASCII, the common
+# CJK blocks, separators), so the server runs neither tasks_search_text's regular
+# expressions nor its parser (three quarters of its time for a new task). Any other text,
+# and every other writer, is left to the trigger (migration 0025), which computes it as the
+# generated column did. tests/test_search_vector.py compares the two on the server.
+PLAIN_CJK = r"[\u3041-\u3096\u30a1-\u30fa\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3]"
+PLAIN_TEXT = re.compile(f"(?:[\x01-\x7f]|{PLAIN_CJK}|{SEPARATOR_CLASS})*")
+LONGEST_PLAIN_WORD = 100  # the server skips words of 2,047 bytes and more
+MOST_PLAIN_WORDS = 1000  # the server keeps 256 positions a word, none after 16,383
+
+
+def postgres_vector(prompt, prompt_en, description, fail_reason):
+    """search_doc as tsvector input text, or None when the server must compute it."""
+    text = " ".join(part for part in (prompt, prompt_en, description, fail_reason) if part)
+    if not PLAIN_TEXT.fullmatch(text):
+        return None
+    words = index_form(text).split()
+    if len(words) > MOST_PLAIN_WORDS:
+        return None
+    positions = {}
+    for position, word in enumerate(words, 1):
+        if len(word) > LONGEST_PLAIN_WORD:
+            return None
+        positions.setdefault(word, []).append(str(position))
+    # No word holds a quote or a backslash: ASCII punctuation is a separator.
+    return " ".join(f"'{word}':{','.join(at)}" for word, at in positions.items())
 
 
 # The schema, created by migration 0003_search and checked again after every migrate.
 
 SQLITE_TRIGGERS = [
-    """CREATE TRIGGER IF NOT EXISTS tasks_task_fts_insert AFTER INSERT ON tasks_task BEGIN
+    """CREATE TRIGGER IF NOT EXISTS tasks_task_fts_insert AFTER INSERT ON tasks_task
+    WHEN tasks_search_auto() BEGIN
         INSERT INTO tasks_task_fts(rowid, body) VALUES (tasks_search_key(new.submitted, new.id),
             tasks_search_text(new.prompt, new.prompt_en, new.description, new.fail_reason));
     END""",
@@ -335,11 +409,32 @@ ALTER TABLE tasks_task ADD COLUMN search_doc tsvector GENERATED ALWAYS AS (
 """
 # The task list's text search (text_filter).
 POSTGRES_INDEX = "CREATE INDEX task_search_idx ON tasks_task USING gin (search_doc)"
+# Migration 0025: search_doc written by the sync's COPY (postgres_vector) or else by these.
+POSTGRES_TEXTS = [f"coalesce({{row}}.{column}, '')" for column in SEARCHED_COLUMNS]
+POSTGRES_TRIGGER_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION tasks_task_search_doc() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    NEW.search_doc := to_tsvector('simple'::regconfig, {SQL_FUNCTION}(
+        {" || ' ' || ".join(POSTGRES_TEXTS).format(row="NEW")}));
+    RETURN NEW;
+END
+$fn$
+"""
+POSTGRES_TRIGGERS = [
+    """CREATE TRIGGER tasks_task_search_doc_insert BEFORE INSERT ON tasks_task
+    FOR EACH ROW WHEN (NEW.search_doc IS NULL) EXECUTE FUNCTION tasks_task_search_doc()""",
+    f"""CREATE TRIGGER tasks_task_search_doc_update
+    BEFORE UPDATE OF {", ".join(SEARCHED_COLUMNS)} ON tasks_task FOR EACH ROW
+    WHEN ({" OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in SEARCHED_COLUMNS)})
+    EXECUTE FUNCTION tasks_task_search_doc()""",
+]
 
 
 def register_function(dbapi_connection):
     dbapi_connection.create_function(SQL_FUNCTION, 4, document, deterministic=True)
     dbapi_connection.create_function(KEY_FUNCTION, 2, search_key, deterministic=True)
+    dbapi_connection.create_function(AUTO_FUNCTION, 0, auto_index)
 
 
 def on_connection_created(sender, connection, **kwargs):

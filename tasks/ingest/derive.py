@@ -26,6 +26,7 @@ Where each column comes from (FACTS.md, FACTS-2.md §2.6):
   ("/up <id> U1", "/variation <id> 2").
 """
 
+import functools
 import re
 
 from tasks.ingest.media_list import media_of
@@ -191,13 +192,18 @@ def parent_of(item):
 
 # Spellings: one form for each value, shared with the filters (tasks/web/filters.py), so a
 # value typed in a URL finds what was stored. Each returns "" for what is not a value.
+# A mirror's records repeat a few modes, versions, ratios, bots and accounts: each
+# spelling is remembered, so a sync matches its pattern once per value, not per record.
+SPELLINGS_KEPT = 1024
 
 
+@functools.lru_cache(maxsize=SPELLINGS_KEPT)
 def spell_mode(text):
     """fast, relax or turbo, from any case and "relaxed"."""
     return MODE_SPELLINGS.get(text.strip().lower(), "")
 
 
+@functools.lru_cache(maxsize=SPELLINGS_KEPT)
 def spell_version(text):
     """ "6.1" from "6.1", "v 6.1", "v6.1"; "niji 6" from "niji 6", "niji6"; "niji" alone."""
     text = text.strip()
@@ -208,6 +214,7 @@ def spell_version(text):
     return match.group(1) if match else ""
 
 
+@functools.lru_cache(maxsize=SPELLINGS_KEPT)
 def spell_aspect(text):
     """ "16:9" from "16:9" or "16 : 9"."""
     match = ASPECT.fullmatch(text.strip())
@@ -219,12 +226,14 @@ def spell_seed(text):
     return text if SEED.fullmatch(text) else ""
 
 
+@functools.lru_cache(maxsize=SPELLINGS_KEPT)
 def spell_bot(text):
     """MID_JOURNEY, NIJI_JOURNEY, INSIGHT_FACE, ...: a bot's name in capitals."""
     text = text.strip().upper()
     return text if BOT.fullmatch(text) else ""
 
 
+@functools.lru_cache(maxsize=SPELLINGS_KEPT)
 def spell_account(text):
     """A channel id (or a task id): what a proxy's ids are made of, at most 64 characters."""
     text = text.strip()

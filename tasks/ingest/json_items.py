@@ -67,6 +67,16 @@ def problem_of(exc):
     return f"not valid JSON: {text}"
 
 
+def is_utf8(text):
+    """Whether text decoded with errors="surrogateescape" came from UTF-8 alone (three
+    times as fast as searching it for NOT_UTF8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def not_utf8_problem(text):
     found = NOT_UTF8.search(text)
     if found is None:
@@ -178,10 +188,16 @@ def iter_items_in_place(stream, chunk=CHUNK):
         yield item, data, start
 
 
-def read_item(stream, start, size):
-    """The Item whose text is the `size` bytes at `start` (as iter_items_in_place told)."""
+def read_item(stream, start, size, sound=False):
+    """The Item whose text is the `size` bytes at `start` (as iter_items_in_place told).
+
+    sound: iter_items_in_place found the item sound (no Item.problem): it is decoded
+    again, not checked again."""
     stream.seek(start)
-    return decode_item(stream.read(size).decode("utf-8", "surrogateescape"))
+    text = stream.read(size).decode("utf-8", "surrogateescape")
+    if sound:
+        return Item(text, DECODER.decode(text))
+    return decode_item(text)
 
 
 NUMBER_GOES_ON = ".eE+-0123456789"
@@ -242,7 +258,7 @@ class Reader:
             data = self.stream.read(self.chunk)
             self.eof = not data
             text = self.decoder.decode(data, final=self.eof)
-            self.not_utf8 = self.not_utf8 or NOT_UTF8.search(text) is not None
+            self.not_utf8 = self.not_utf8 or not is_utf8(text)
             self.buf += text
 
     def peek(self):

@@ -36,6 +36,10 @@ MAX_SHORT_TEXT = 64  # status, action and progress columns
 # recursion limit (json_items reads deeper items without decoding them whole).
 MAX_DEPTH = 64
 SURROGATE = re.compile("[\ud800-\udfff]")
+# A decoded string can hold a NUL or a lone surrogate only through a \u escape (a raw
+# control character or a byte that is not UTF-8 makes the record invalid before): a record
+# whose text has no such escape needs no cleaning (clean_text, clean_json).
+NEEDS_CLEANING = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 ID_PATTERN = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
 PERCENT_PATTERN = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*$")
 # Epoch values below this are read as seconds (some relays send seconds): in
@@ -183,13 +187,14 @@ def normalise(item, received=None):
     received = received or identify(item)
     try:
         check_depth(item, received.raw)
-        fields = {column: parse_text(item, key) for key, column in TEXT_FIELDS.items()}
+        clean = NEEDS_CLEANING.search(received.raw) is not None
+        fields = {column: parse_text(item, key, clean) for key, column in TEXT_FIELDS.items()}
         for column in ("action", "status"):
             if len(fields[column]) > MAX_SHORT_TEXT:
                 raise InvalidRecord(f"{column} is longer than {MAX_SHORT_TEXT} characters")
         times = {column: parse_time(item, key) for key, column in TIME_FIELDS.items()}
-        progress, progress_pct = parse_progress(item.get("progress"))
-        properties = parse_properties(item.get("properties"), received.raw)
+        progress, progress_pct = parse_progress(item.get("progress"), clean)
+        properties = parse_properties(item.get("properties"), clean)
         derived = derive.columns(item)
     except InvalidRecord as exc:
         exc.task_id = received.task_id
@@ -234,13 +239,13 @@ def parse_id(value):
     return value
 
 
-def parse_text(item, key):
+def parse_text(item, key, clean=True):
     value = item.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InvalidRecord(f"{key} is {json_type(value)}, not a string")
-    return clean_text(value)
+    return clean_text(value) if clean else value
 
 
 def parse_time(item, key):
@@ -261,7 +266,7 @@ def parse_time(item, key):
         raise InvalidRecord(f"{key} is {value}, out of range") from exc
 
 
-def parse_progress(value):
+def parse_progress(value, clean=True):
     """Return (the progress text as stored, its percentage or None)."""
     if value is None:
         return "", None
@@ -272,7 +277,7 @@ def parse_progress(value):
         return str(value)[:MAX_SHORT_TEXT], None if pct is None else int(pct)
     if not isinstance(value, str):
         raise InvalidRecord(f"progress is {json_type(value)}, not a string")
-    text = clean_text(value)[:MAX_SHORT_TEXT]
+    text = (clean_text(value) if clean else value)[:MAX_SHORT_TEXT]
     match = PERCENT_PATTERN.match(value)
     if match:
         number = float(match.group(1))
@@ -297,14 +302,12 @@ def nested_too_deep(key):
     return f"{shown}: nested deeper than {MAX_DEPTH} levels"
 
 
-def parse_properties(value, raw):
+def parse_properties(value, clean=True):
     if value is None or value == "":
         return {}
     if not isinstance(value, dict):
         raise InvalidRecord(f"properties is {json_type(value)}, not an object")
-    if "\\u0000" in raw or "\\ud" in raw:
-        return clean_json(value)  # NUL or an escaped surrogate somewhere
-    return value
+    return clean_json(value) if clean else value
 
 
 def depth(value, level=0):

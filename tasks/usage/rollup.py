@@ -149,7 +149,7 @@ def recount(days, now):
     rows = priced(counted(Task.objects.filter(within("submitted", spans))))
     cells.forget(days)
     DailyUsage.objects.filter(within("day", cells.day_ranges(days))).delete()
-    store(rows)
+    bulk.insert_each(DailyUsage, PRICED_FIELDS, rows)
     cells.write(days)
 
 
@@ -169,20 +169,13 @@ def roll_everything(now):
     cells.forget()
     DailyUsage.objects.all().delete()
     rows = priced(counted(Task.objects.filter(submitted__lt=current)))
-    store(rows)
+    bulk.insert_each(DailyUsage, PRICED_FIELDS, rows)
     cells.write()
     # Without statistics PostgreSQL sorts a month of cells by their text to group them
     # (three times the hashing it chooses once it knows their number).
     analyze(DailyUsage)
     analyze(UsageCell)
     save_state(current, now)
-
-
-def store(rows):
-    """Insert DailyUsage rows: by COPY on PostgreSQL, where a first roll's 757,000
-    single-row INSERTs took two minutes."""
-    insert = bulk.copy if bulk.use_copy(rows) else bulk.insert_each
-    insert(DailyUsage, PRICED_FIELDS, rows)
 
 
 def save_state(through, scanned):
