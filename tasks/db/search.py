@@ -23,9 +23,9 @@ normalised the same way and becomes a phrase of those words, so `灯塔` is the 
   GIN index `task_search_idx`; the query is `'灯' <-> '塔'`. Which index answers it is
   chosen per query in `search_postgresql.py`.
 Both are created by migration 0003_search (the SQLite table's present layout by
-0021_search_sqlite, the writers by 0024 and 0025). Whitespace-separated parts of a query must all match (AND); a Latin
-word at the end of a part also matches as a prefix ("light" finds "lighthouse"). A query
-that is a task id also matches that task exactly.
+0021_search_sqlite, the writers by 0024 and 0025). Whitespace-separated parts of a query
+must all match (AND); a Latin word at the end of a part also matches as a prefix ("light"
+finds "lighthouse"). A query that is a task id also matches that task exactly.
 
 At a million tasks (SQLite), every kind of query answers its page and facets from a few
 thousand hits at most: a query with fewer than COMMON hits reads them all and sorts them, a
@@ -341,15 +341,11 @@ def postgres_vector(prompt, prompt_en, description, fail_reason):
     if not PLAIN_TEXT.fullmatch(text):
         return None
     words = index_form(text).split()
-    if len(words) > MOST_PLAIN_WORDS:
+    if len(words) > MOST_PLAIN_WORDS or max(map(len, words), default=0) > LONGEST_PLAIN_WORD:
         return None
-    positions = {}
-    for position, word in enumerate(words, 1):
-        if len(word) > LONGEST_PLAIN_WORD:
-            return None
-        positions.setdefault(word, []).append(str(position))
-    # No word holds a quote or a backslash: ASCII punctuation is a separator.
-    return " ".join(f"'{word}':{','.join(at)}" for word, at in positions.items())
+    # A word met again is another entry: the server merges their positions. No word holds a
+    # quote or a backslash (ASCII punctuation is a separator).
+    return " ".join([f"'{word}':{position}" for position, word in enumerate(words, 1)])
 
 
 # The schema, created by migration 0003_search and checked again after every migrate.
