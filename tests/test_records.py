@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 
 from tasks.ingest.records import (
     InvalidRecord,
+    Received,
     is_stale,
     newest,
     normalise,
     parse_progress,
+    raw_hash,
     state_rank,
     successor,
 )
@@ -131,6 +133,23 @@ def test_nul_characters_and_lone_surrogates_are_stored_safely():
     assert record.prompt == "a\ufffdb\ufffd"
     assert record.raw.encode("utf-8")
     assert json.loads(record.raw)["prompt"] == "a\x00b\ud800"
+
+
+@pytest.mark.parametrize("escape", ["\\u0000", "\\ud800", "\\uD800", "\\uDFFF"])
+def test_a_proxys_own_text_with_an_escaped_nul_or_surrogate_is_cleaned(escape):
+    # As the sync receives it: the proxy's text, whatever the case of its escapes.
+    text = (
+        f'{{"id":"1","prompt":"a{escape}","progress":"5{escape}","properties":{{"k":"{escape}"}}}}'
+    )
+    item = json.loads(text)
+    record = normalise(item, Received(item, "1", text, raw_hash(text)))
+
+    assert (record.prompt, record.progress, record.properties) == (
+        "a\ufffd",
+        "5\ufffd",
+        {"k": "\ufffd"},
+    )
+    assert record.raw == text
 
 
 @pytest.mark.parametrize(
