@@ -539,15 +539,15 @@ def test_searching_a_task_id_finds_the_task_and_the_tasks_made_from_it(client, t
 
 
 def test_it_sorts_by_submit_finish_and_duration_with_unknown_values_last(client, source):
-    ingest(
-        source,
-        [
-            record(1, id="a", finishTime=T0 + 900_000),  # ran 14m55s
-            record(2, id="b", finishTime=T0 + 2 * 60_000 + 30_000),  # ran 25 s
-            record(3, id="c", status="IN_PROGRESS", finishTime=None, progress="15%"),
-            record(4, id="d", submitTime=None, startTime=None, finishTime=None, status="NOT_START"),
-        ],
-    )
+    # One at a time, so that ids (which break ties) go a, b, c, d: a batch creates its
+    # tasks in submit order, d (no submit time) first.
+    for one in [
+        record(1, id="a", finishTime=T0 + 900_000),  # ran 14m55s
+        record(2, id="b", finishTime=T0 + 2 * 60_000 + 30_000),  # ran 25 s
+        record(3, id="c", status="IN_PROGRESS", finishTime=None, progress="15%"),
+        record(4, id="d", submitTime=None, startTime=None, finishTime=None, status="NOT_START"),
+    ]:
+        ingest(source, [one])
 
     def order(sort):
         return ids(client.get(reverse("tasks:list"), {"sort": sort}))
