@@ -224,7 +224,7 @@ def insert_events(rows):
         insert(TaskEvent, EVENT_FIELDS, rows)
 
 
-def insert_each(model, fields, rows):
+def insert_each(model, fields, rows, by_copy=True):
     """Insert rows with one single-row INSERT run for each (one executemany): a single
     statement for any number of rows, where insert() needs one per MAX_ROWS and
     bulk_create many more. No conflict handling, no RETURNING. On PostgreSQL many rows go
@@ -232,7 +232,7 @@ def insert_each(model, fields, rows):
     faster, 757,000 usage rows in seconds instead of two minutes)."""
     if not rows:
         return
-    if use_copy(rows):
+    if by_copy and use_copy(rows):
         copy(model, fields, rows)
         return
     fields = field_list(model, fields)
